@@ -1,0 +1,3 @@
+from llm_locust.cli import main
+
+raise SystemExit(main())

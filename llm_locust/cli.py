@@ -1,0 +1,152 @@
+"""``llm-locust``: ``mock`` (the built-in engine) and ``demo`` (mock + the seed ladder, short)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+from llm_locust.mock.engine import ENGINES
+
+
+def _fault_spec(text: str) -> tuple[str, float]:
+    from llm_locust.mock.server import FAULTS
+
+    kind, _, prob = text.partition(":")
+    if kind not in FAULTS:
+        raise argparse.ArgumentTypeError(f"--fault {kind!r} is unknown; choose one of {', '.join(FAULTS)}")
+    try:
+        p = float(prob) if prob else 1.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--fault {text!r}: probability must be a number in [0, 1]") from None
+    if not 0.0 <= p <= 1.0:
+        raise argparse.ArgumentTypeError(f"--fault {text!r}: probability must be in [0, 1]")
+    return kind, p
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-locust", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("mock", help="Run the OpenAI-compatible mock engine")
+    m.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1)")
+    m.add_argument("--port", type=int, default=8000, help="Port (0 picks a free one; default 8000)")
+    m.add_argument("--model", default="mock", help="Model id served (default 'mock')")
+    m.add_argument("--engine", choices=ENGINES, default="batching", help="Timing model (default batching)")
+    m.add_argument("--ttft-ms", type=_non_negative, default=150.0, help="Time to first token (default 150)")
+    m.add_argument("--itl-ms", type=_non_negative, default=20.0, help="Inter-token latency, alone (default 20)")
+    m.add_argument("--jitter-ms", type=_non_negative, default=0.0, help="Uniform +/- jitter per token (default 0)")
+    m.add_argument("--output-tokens", type=int, default=None, help="Tokens per response (default: max_tokens)")
+    m.add_argument("--max-seqs", type=int, default=256, help="batching: sequences decoded together (default 256)")
+    m.add_argument("--batch-exponent", type=_non_negative, default=0.25,
+                   help="batching: step time = itl * running**exponent (default 0.25)")
+    m.add_argument("--slots", type=int, default=4, help="slots: parallel slots (default 4)")
+    m.add_argument("--fault", type=_fault_spec, action="append", default=[],
+                   help="Inject KIND[:PROBABILITY] at random (repeatable)")
+    m.add_argument("--stall-s", type=_non_negative, default=30.0, help="How long a 'stall' fault pauses")
+    m.add_argument("--seed", type=int, default=None, help="Random seed for faults and jitter")
+    d = sub.add_parser("demo", help="Start the mock and run a short seed ladder against it")
+    d.add_argument("--locustfile", default="locustfiles/seed_benchmark.py")
+    d.add_argument("--levels", default="1,8,32")
+    d.add_argument("--level-duration", default="5")
+    d.add_argument("--llm-json", default="")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "mock":
+        return _mock(args)
+    return _demo(args)
+
+
+def _mock(args: Any) -> int:
+    from llm_locust.mock.engine import Engine, Timing
+    from llm_locust.mock.server import MockServer
+
+    for name in ("max_seqs", "slots"):
+        if getattr(args, name) < 1:
+            print(f"llm-locust mock: error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
+            return 2
+    if args.output_tokens is not None and args.output_tokens < 0:
+        print("llm-locust mock: error: --output-tokens must be >= 0", file=sys.stderr)
+        return 2
+    timing = Timing(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, jitter_ms=args.jitter_ms,
+                    output_tokens=args.output_tokens)
+    engine = Engine(args.engine, timing, slots=args.slots, max_seqs=args.max_seqs,
+                    batch_exponent=args.batch_exponent, seed=args.seed)
+    server = MockServer(engine, model=args.model, faults=dict(args.fault), stall_s=args.stall_s, seed=args.seed)
+    try:
+        port = server.start(args.host, args.port)
+    except OSError as exc:
+        print(f"llm-locust mock: error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"llm-locust mock: {args.engine} engine serving model {args.model!r} on http://{host}:{port}",
+          flush=True)
+    import gevent
+
+    gevent.signal_handler(signal.SIGTERM, server.stop)
+    gevent.signal_handler(signal.SIGINT, server.stop)
+    server.serve_forever()
+    return 0
+
+
+def start_mock_process(*mock_args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``llm-locust mock --port 0 ...`` in a child process; return it and its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llm_locust", "mock", "--port", "0", *mock_args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "http://" not in line:
+        proc.kill()
+        raise RuntimeError(f"mock engine did not start: {line!r}")
+    url = line.rsplit(" ", 1)[1].strip()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.05)
+    return proc, url
+
+
+def _demo(args: Any) -> int:
+    if not os.path.exists(args.locustfile):
+        print(f"llm-locust demo: error: --locustfile {args.locustfile!r} not found", file=sys.stderr)
+        return 2
+    proc, url = start_mock_process("--engine", "batching", "--ttft-ms", "150", "--itl-ms", "20")
+    try:
+        cmd = [
+            sys.executable, "-m", "locust", "-f", args.locustfile, "--headless", "--host", url,
+            "--levels", args.levels, "--level-duration", str(args.level_duration),
+            "--max-tokens", "64", "--only-summary", "--loglevel", "WARNING",
+        ]
+        if args.llm_json:
+            cmd += ["--llm-json", args.llm_json]
+        print("$", " ".join(cmd), flush=True)
+        return subprocess.call(cmd)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

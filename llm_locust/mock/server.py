@@ -1,0 +1,283 @@
+"""``llm-locust mock``: an OpenAI-compatible server for demos and tests (no GPU).
+
+A minimal HTTP/1.1 server on gevent: keep-alive, chunked streaming, one greenlet per connection.
+Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions`` (streaming and not),
+``GET /mock/stats`` (what it served, for exact comparisons), ``POST /mock/reset``.
+
+Fault injection, per request with ``"mock_fault": KIND`` in the body (e.g. via --extra-body) or at
+random with ``--fault KIND:PROBABILITY``: ``http_500``, ``http_429``, ``http_400``, ``reset``,
+``malformed``, ``error_event``, ``stall``, ``truncated``, ``empty``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import gevent
+import orjson
+from gevent.server import StreamServer
+
+from llm_locust.mock.engine import WORDS, Engine, sleep_until
+
+FAULTS = ("http_500", "http_429", "http_400", "reset", "malformed", "error_event", "stall", "truncated", "empty")
+_MAX_BODY = 16 * 1024 * 1024
+_STATUS = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 429: "Too Many Requests",
+           500: "Internal Server Error"}
+
+
+class _PromptCounter:
+    """cl100k_base counts of prompts, loaded in a thread at start-up and cached per prompt."""
+
+    def __init__(self) -> None:
+        self._encode: Any = None
+        self._ready = threading.Event()
+        self._cache: dict[str, int] = {}
+        threading.Thread(target=self._load, daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            from llm_locust.tokenizer import load_tokenizer
+
+            self._encode = load_tokenizer("cl100k_base").count
+        finally:
+            self._ready.set()
+
+    def count(self, text: str) -> int:
+        n = self._cache.get(text)
+        if n is None:
+            while not self._ready.is_set():
+                gevent.sleep(0.01)
+            n = self._encode(text) if self._encode else len(text.split())
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[text] = n
+        return n
+
+
+class MockServer:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        model: str = "mock",
+        faults: dict[str, float] | None = None,
+        stall_s: float = 30.0,
+        seed: int | None = None,
+    ) -> None:
+        self.engine = engine
+        self.model = model
+        self.faults = faults or {}
+        self.stall_s = stall_s
+        self.stats: Counter[str] = Counter()
+        self._ids = itertools.count(1)
+        self._rng = random.Random(seed)
+        self._prompts = _PromptCounter()
+        self._server: StreamServer | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self, host: str, port: int) -> int:
+        self._server = StreamServer((host, port), self._handle, backlog=4096)
+        self._server.start()
+        return int(self._server.server_port)
+
+    def serve_forever(self) -> None:
+        assert self._server is not None
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(timeout=1)
+
+    # -- HTTP ------------------------------------------------------------------------------------
+    def _handle(self, sock: socket.socket, _addr: Any) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        rfile = sock.makefile("rb")
+        try:
+            while True:
+                line = rfile.readline(65537)
+                if not line:
+                    return
+                parts = line.decode("latin-1").split()
+                if len(parts) != 3:
+                    return
+                method, target, version = parts
+                headers: dict[str, str] = {}
+                while True:
+                    h = rfile.readline(65537)
+                    if h in (b"\r\n", b"\n", b""):
+                        break
+                    k, _, v = h.decode("latin-1").partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                length = int(headers.get("content-length", "0") or 0)
+                if length > _MAX_BODY:
+                    self._send_json(sock, 413, {"error": {"message": "body too large"}}, close=True)
+                    return
+                body = rfile.read(length) if length else b""
+                keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+                if not self._route(sock, method, target.split("?", 1)[0], body) or not keep:
+                    return
+        except OSError:
+            return
+        finally:
+            rfile.close()
+            sock.close()
+
+    def _route(self, sock: socket.socket, method: str, path: str, body: bytes) -> bool:
+        """Serve one request; return False when the connection must close."""
+        if method == "GET" and path == "/health":
+            return self._send_json(sock, 200, {"status": "ok"})
+        if method == "GET" and path == "/v1/models":
+            data = [{"id": self.model, "object": "model", "owned_by": "llm-locust-mock"}]
+            return self._send_json(sock, 200, {"object": "list", "data": data})
+        if method == "GET" and path == "/mock/stats":
+            return self._send_json(sock, 200, self.snapshot())
+        if method == "POST" and path == "/mock/reset":
+            self.stats.clear()
+            return self._send_json(sock, 200, {"reset": True})
+        if method == "POST" and path == "/v1/chat/completions":
+            return self._chat(sock, body)
+        return self._send_json(sock, 404, {"error": {"message": f"no route {method} {path}"}})
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "served": dict(self.stats),
+            "running": self.engine.running,
+            "waiting": self.engine.waiting,
+        }
+
+    @staticmethod
+    def _send_json(sock: socket.socket, status: int, obj: Any, *, close: bool = False,
+                   extra: str = "") -> bool:
+        payload = orjson.dumps(obj)
+        head = (
+            f"HTTP/1.1 {status} {_STATUS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n{extra}"
+            f"{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n"
+        )
+        sock.sendall(head.encode("latin-1") + payload)
+        return not close
+
+    # -- chat completions ------------------------------------------------------------------------
+    def _pick_fault(self, req: dict[str, Any]) -> str | None:
+        fault = req.get("mock_fault")
+        if fault:
+            return str(fault)
+        for kind, prob in self.faults.items():
+            if self._rng.random() < prob:
+                return kind
+        return None
+
+    def _chat(self, sock: socket.socket, body: bytes) -> bool:
+        try:
+            req = orjson.loads(body)
+            messages = req["messages"]
+            prompt = "".join(str(m.get("content") or "") for m in messages)
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            self.stats["bad_request"] += 1
+            return self._send_json(sock, 400, {"error": {"message": "body must be JSON with 'messages'"}})
+        fault = self._pick_fault(req)
+        self.stats["requests"] += 1
+        if fault in ("http_500", "http_429", "http_400"):
+            self.stats[fault] += 1
+            self.stats["responses"] += 1
+            status = int(fault[5:])
+            extra = "Retry-After: 1\r\n" if status == 429 else ""
+            err = {"message": f"mock fault {fault}", "type": "mock", "code": status}
+            return self._send_json(sock, status, {"error": err}, extra=extra)
+        requested = req.get("max_completion_tokens") or req.get("max_tokens")
+        n_tokens = self.engine.output_tokens(requested)
+        prompt_tokens = self._prompts.count(prompt)
+        rid = f"chatcmpl-mock-{next(self._ids)}"
+        if not req.get("stream"):
+            return self._complete(sock, rid, n_tokens, prompt_tokens, fault)
+        include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+        try:
+            outcome = self._stream(sock, rid, n_tokens, prompt_tokens, include_usage, fault)
+        except OSError:
+            self.stats["aborted"] += 1  # the client went away mid-stream
+            return False
+        self.stats[outcome] += 1
+        self.stats["responses"] += 1
+        if outcome == "ok":
+            self.stats["output_tokens"] += n_tokens
+            self.stats["prompt_tokens"] += prompt_tokens
+        return outcome in ("ok", "truncated", "malformed", "error_event", "empty", "stall")
+
+    def _complete(self, sock: socket.socket, rid: str, n: int, prompt_tokens: int, fault: str | None) -> bool:
+        start = time.perf_counter()
+        with self.engine.admitted():
+            at = start
+            for at, _ in zip(self.engine.schedule(start), range(n), strict=False):
+                pass
+            sleep_until(at)
+        text = "".join(WORDS[i % len(WORDS)] for i in range(n))
+        self.stats["ok"] += 1
+        self.stats["output_tokens"] += n
+        self.stats["prompt_tokens"] += prompt_tokens
+        return self._send_json(sock, 200, {
+            "id": rid, "object": "chat.completion", "created": int(time.time()), "model": self.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n},
+        })
+
+    def _stream(self, sock: socket.socket, rid: str, n: int, prompt_tokens: int, include_usage: bool,
+                fault: str | None) -> str:
+        """Write one SSE stream; return the outcome counted in /mock/stats."""
+        start = time.perf_counter()
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")
+        prefix = (
+            f'data: {{"id":"{rid}","object":"chat.completion.chunk","created":{int(time.time())},'
+            f'"model":"{self.model}","choices":[{{"index":0,"delta":'
+        ).encode()
+        role = prefix + b'{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n'
+        sock.sendall(head + _chunk(role))
+        fault_at = n // 2
+        with self.engine.admitted():
+            if fault == "empty":
+                n = 0
+            offset = hash(rid) % len(WORDS)
+            for k, at in zip(range(n), self.engine.schedule(start), strict=False):
+                if fault is not None and k == fault_at:
+                    result = self._fault_mid_stream(sock, fault)
+                    if result is not None:
+                        return result
+                sleep_until(at)
+                word = WORDS[(offset + k) % len(WORDS)]
+                sock.sendall(_chunk(prefix + b'{"content":"' + word.encode() + b'"},"logprobs":null,'
+                                    b'"finish_reason":null}]}\n\n'))
+        tail = prefix + b'{},"logprobs":null,"finish_reason":"' + (b"length" if n else b"stop") + b'"}]}\n\n'
+        if include_usage:
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+            tail += (f'data: {{"id":"{rid}","object":"chat.completion.chunk","model":"{self.model}",'
+                     f'"choices":[],"usage":{orjson.dumps(usage).decode()}}}\n\n').encode()
+        sock.sendall(_chunk(tail + b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        return fault or "ok"
+
+    def _fault_mid_stream(self, sock: socket.socket, fault: str) -> str | None:
+        if fault == "reset":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # RST: the client sees a connection reset mid-stream
+            return "reset"
+        if fault == "truncated":
+            sock.sendall(b"0\r\n\r\n")  # a clean end of body, without finish_reason or [DONE]
+            return "truncated"
+        if fault == "malformed":
+            sock.sendall(_chunk(b'data: {"choices": [{"delta": {"content": "x"\n\n'))
+        elif fault == "error_event":
+            err = {"error": {"message": "mock error event", "type": "server_error", "code": 500}}
+            sock.sendall(_chunk(b"data: " + orjson.dumps(err) + b"\n\n"))
+        elif fault == "stall":
+            gevent.sleep(self.stall_s)
+        return None
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)

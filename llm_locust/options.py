@@ -1,0 +1,163 @@
+"""Command-line options (also env vars, locust.conf, ``[tool.locust]`` and the web UI form).
+
+Options are read once per test into a frozen :class:`RunConfig`; nothing reads them per request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import orjson
+
+from llm_locust.errors import ConfigError
+
+DEFAULT_PROMPT = "Explain in detail how continuous batching works in an LLM inference server."
+
+
+def add_arguments(parser: Any) -> None:
+    """Add our options to Locust's parser (``events.init_command_line_parser``)."""
+    group = parser.add_argument_group("llm-locust", "Streaming chat-completion load (llm-locust)")
+
+    def opt(name: str, **kw: Any) -> None:
+        env = "LOCUST_" + name.lstrip("-").replace("-", "_").upper()
+        group.add_argument(name, env_var=env, **kw)
+
+    opt("--model", default="", help="Model name; default: the first id from GET {host}/v1/models")
+    opt("--max-tokens", type=int, default=256, help="max_tokens of each request (default 256)")
+    opt("--ignore-eos", action="store_true", default=False,
+        help="Ask the server to ignore EOS so every request generates --max-tokens tokens")
+    opt("--temperature", type=float, default=None, help="Sampling temperature (default: server's)")
+    opt("--prompt", default="", help=f"User message (default: {DEFAULT_PROMPT!r})")
+    opt("--prompt-file", default="", help="Read the user message from this file")
+    opt("--system-prompt", default="", help="System message (default: none)")
+    opt("--api-key", default="", is_secret=True,
+        help="Bearer token (default: $OPENAI_API_KEY); never logged or reported")
+    opt("--extra-body", default="", help='JSON object merged into each request body, e.g. \'{"top_k": 1}\'')
+    opt("--request-timeout", type=float, default=600.0,
+        help="Seconds one request may take in all before it fails as 'timeout' (default 600)")
+    opt("--llm-json", default="", help="Write the LLM results (vLLM's keys) to this JSON file")
+    opt("--llm-csv", default="", help="Write the LLM metric statistics to this CSV file")
+    opt("--tokenizer", default="cl100k_base",
+        help="tiktoken encoding name or path to a tokenizer.json, for counts the server does not give")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a request needs, resolved once per test."""
+
+    host: str
+    model: str
+    max_tokens: int | None
+    ignore_eos: bool
+    temperature: float | None
+    system_prompt: str
+    prompt: str
+    api_key: str = field(repr=False)
+    extra_body: Mapping[str, Any]
+    request_timeout_s: float
+    llm_json: str
+    llm_csv: str
+    tokenizer: str
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        msgs.append({"role": "user", "content": self.prompt})
+        return msgs
+
+    def with_model(self, model: str) -> RunConfig:
+        return dataclasses.replace(self, model=model)
+
+    def public(self) -> dict[str, Any]:
+        """Options for reports: everything but secrets."""
+        return {
+            "host": self.host,
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "ignore_eos": self.ignore_eos,
+            "temperature": self.temperature,
+            "system_prompt_chars": len(self.system_prompt),
+            "prompt_chars": len(self.prompt),
+            "extra_body": dict(self.extra_body),
+            "request_timeout_s": self.request_timeout_s,
+            "tokenizer": self.tokenizer,
+            "api_key_set": bool(self.api_key),
+        }
+
+
+def _read_text(path: str, option: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"{option} {path!r}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{option} {path!r} is not UTF-8 text") from exc
+
+
+def package_text(name: str) -> str:
+    """A text file shipped in ``llm_locust/data``."""
+    return resources.files("llm_locust").joinpath("data", name).read_text(encoding="utf-8")
+
+
+def _check_host(host: str | None) -> str:
+    if not host:
+        raise ConfigError("--host is required, e.g. --host http://127.0.0.1:8000")
+    if not host.startswith(("http://", "https://")):
+        raise ConfigError(f"--host {host!r} must start with http:// or https://")
+    return host.rstrip("/")
+
+
+def config_from_options(options: Any, host: str | None) -> RunConfig:
+    """Validate the parsed options; raise :class:`ConfigError` naming the first bad one."""
+    max_tokens = options.max_tokens
+    if max_tokens is not None and max_tokens <= 0:
+        max_tokens = None  # 0 or negative: let the server decide
+    temperature = options.temperature
+    if temperature is not None and (math.isnan(temperature) or temperature < 0):
+        raise ConfigError(f"--temperature {temperature} must be >= 0")
+    timeout = float(options.request_timeout)
+    if not timeout > 0:
+        raise ConfigError(f"--request-timeout {options.request_timeout} must be > 0 seconds")
+    extra: dict[str, Any] = {}
+    if options.extra_body:
+        try:
+            extra = orjson.loads(options.extra_body)
+        except orjson.JSONDecodeError as exc:
+            raise ConfigError(f"--extra-body is not valid JSON: {exc}") from exc
+        if not isinstance(extra, dict):
+            raise ConfigError(f"--extra-body must be a JSON object, got {type(extra).__name__}")
+    if options.prompt and options.prompt_file:
+        raise ConfigError("--prompt and --prompt-file are exclusive; give one")
+    prompt = options.prompt or DEFAULT_PROMPT
+    if options.prompt_file:
+        prompt = _read_text(options.prompt_file, "--prompt-file")
+        if not prompt.strip():
+            raise ConfigError(f"--prompt-file {options.prompt_file!r} is empty")
+    for opt_name in ("llm_json", "llm_csv"):
+        path = getattr(options, opt_name)
+        directory = os.path.dirname(os.path.abspath(path)) if path else ""
+        if path and not os.path.isdir(directory):
+            flag = "--" + opt_name.replace("_", "-")
+            raise ConfigError(f"{flag} {path!r}: directory {directory!r} does not exist")
+    return RunConfig(
+        host=_check_host(host),
+        model=options.model,
+        max_tokens=max_tokens,
+        ignore_eos=bool(options.ignore_eos),
+        temperature=temperature,
+        system_prompt=options.system_prompt,
+        prompt=prompt,
+        api_key=options.api_key or os.environ.get("OPENAI_API_KEY", ""),
+        extra_body=extra,
+        request_timeout_s=timeout,
+        llm_json=options.llm_json,
+        llm_csv=options.llm_csv,
+        tokenizer=options.tokenizer or "cl100k_base",
+    )

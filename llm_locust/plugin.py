@@ -1,0 +1,319 @@
+"""Locust integration: options, per-environment state, stats rows, master/worker merging, reports.
+
+Call :func:`install` once (defining an ``LLMUser`` subclass does it); it is safe to repeat.
+
+Distributed runs: each worker ships the delta of its :class:`Aggregate` with every
+``report_to_master``. When the test stops, the master asks every worker for a final flush
+(``llm_stop``) and waits for each ``llm_final`` before Locust's quit goes on, so the samples of
+the last seconds are never lost (Locust itself waits only 0.5 s for them).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import gevent
+from gevent.event import AsyncResult
+from locust import events
+from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
+
+from llm_locust import openai_chat, report
+from llm_locust.aggregate import Aggregate
+from llm_locust.errors import ConfigError, LLMFailure
+from llm_locust.options import RunConfig, add_arguments, config_from_options
+from llm_locust.records import CANCELLED, RequestRecord
+from llm_locust.tokenizer import Tokenizer, count_off_loop, load_off_loop
+
+logger = logging.getLogger("llm_locust")
+
+ROW_TYPE = "LLM"
+_FINAL_WAIT_EXTRA_S = 15.0
+_installed = False
+
+
+def install() -> None:
+    """Register llm-locust's options and listeners on Locust's global events (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    events.init_command_line_parser.add_listener(add_arguments)
+    events.init.add_listener(_on_init)
+
+
+def state_of(environment: Any) -> LLMState:
+    state = getattr(environment, "llm_locust", None)
+    if state is None:
+        state = LLMState(environment)
+        environment.llm_locust = state
+    return state
+
+
+class LLMState:
+    """Per-environment state: the run's config, its aggregate, the ladder level."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self.config: RunConfig | None = None
+        self.aggregate = Aggregate()
+        self.level: str | None = None
+        self.in_flight = 0
+        self.peak_users = 0
+        self.path = openai_chat.PATH
+        self.started_at_wall_s: float | None = None
+        self.ended_at_wall_s: float | None = None
+        self._tokenizer: AsyncResult | None = None
+        self._prompt_tokens: dict[str, int] = {}
+        self.awaiting_final: set[str] = set()
+        self.workers_seen: set[str] = set()
+
+    # -- configuration ---------------------------------------------------------------------
+    def require_config(self) -> RunConfig:
+        if self.config is None:
+            raise ConfigError("llm-locust is not configured: the test has not started")
+        return self.config
+
+    def configure(self, config: RunConfig) -> None:
+        self.config = config
+        self.path = report.join_path(config.host, openai_chat.PATH)
+        if self._tokenizer is None or self._tokenizer_spec != config.tokenizer:
+            self._tokenizer_spec = config.tokenizer
+            self._tokenizer = AsyncResult()
+            gevent.spawn(self._load_tokenizer, config.tokenizer, self._tokenizer)
+
+    @staticmethod
+    def _load_tokenizer(spec: str, result: AsyncResult) -> None:
+        try:
+            result.set(load_off_loop(spec))
+        except ConfigError as exc:
+            logger.error("%s; token counts fall back to server usage or event counts", exc)
+            result.set(None)
+
+    def tokenizer(self, wait: bool) -> Tokenizer | None:
+        result = self._tokenizer
+        if result is None:
+            return None
+        if wait:
+            return result.get()  # type: ignore[no-any-return]
+        return result.value if result.ready() else None
+
+    def prompt_tokens(self, tokenizer: Tokenizer, text: str) -> int:
+        """Client-side count of a prompt's text, cached (prompts repeat)."""
+        n = self._prompt_tokens.get(text)
+        if n is None:
+            n = count_off_loop(tokenizer, text)
+            if len(self._prompt_tokens) >= 1024:
+                self._prompt_tokens.clear()
+            self._prompt_tokens[text] = n
+        return n
+
+    # -- recording ---------------------------------------------------------------------------
+    def record(self, rec: RequestRecord) -> None:
+        """Count one finished request exactly once: our aggregate, Locust's request row, metric rows."""
+        self.aggregate.record(rec, self.level)
+        if rec.outcome == CANCELLED:
+            return  # not a success, not a server failure: reported as 'cancelled' by our summary
+        env = self.environment
+        ok = rec.ok
+        env.events.request.fire(
+            request_type="POST",
+            name=self.path,
+            response_time=rec.e2e_ms if ok and rec.e2e_ms is not None else rec.elapsed_ms,
+            response_length=rec.output_tokens,
+            exception=None if ok else LLMFailure(rec.outcome, rec.detail),
+            context={},
+        )
+        if ok:
+            _log_metric_rows(env.stats, rec)
+
+
+def _log_metric_rows(stats: Any, rec: RequestRecord) -> None:
+    """Metric rows go straight into their entries, so they never count into 'Aggregated'."""
+    if rec.ttft_ms is not None:
+        stats.get("TTFT", ROW_TYPE).log(rec.ttft_ms, 0)
+    tpot = rec.tpot_ms
+    if tpot is not None:
+        stats.get("TPOT", ROW_TYPE).log(tpot, 0)
+    if rec.itl_ms:
+        log = stats.get("ITL", ROW_TYPE).log
+        for gap in rec.itl_ms:
+            log(gap, 0)
+    if rec.e2e_ms is not None:
+        stats.get("E2E", ROW_TYPE).log(rec.e2e_ms, 0)
+
+
+# -- listeners --------------------------------------------------------------------------------
+def _fail(environment: Any, message: str) -> None:
+    """A bad option: one line, then stop the run with exit code 1."""
+    logger.error("%s", message)
+    environment.process_exit_code = 1
+    runner = environment.runner
+    if runner is not None and not isinstance(runner, WorkerRunner):
+        gevent.spawn(runner.quit)
+
+
+def _on_init(environment: Any, **_kw: Any) -> None:
+    state = state_of(environment)
+    runner = environment.runner
+    options = environment.parsed_options
+    if options is not None and not isinstance(runner, WorkerRunner) and options.headless:
+        try:
+            config_from_options(options, environment.host)
+        except ConfigError as exc:
+            sys.stderr.write(f"llm-locust: error: {exc}\n")
+            sys.exit(1)
+
+    ev = environment.events
+    ev.test_start.add_listener(lambda environment, **kw: _on_test_start(state))
+    ev.reset_stats.add_listener(lambda **kw: state.aggregate.reset())
+    ev.spawning_complete.add_listener(lambda user_count, **kw: _on_spawned(state, user_count))
+
+    if isinstance(runner, WorkerRunner):
+        ev.report_to_master.add_listener(lambda client_id, data, **kw: _on_report(state, data))
+        ev.test_stop.add_listener(lambda environment, **kw: _worker_flush(state))
+        runner.register_message("llm_stop", lambda environment, msg, **kw: _on_llm_stop(state))
+        runner.register_message("llm_level", lambda environment, msg, **kw: _set_level(state, msg.data))
+    elif isinstance(runner, MasterRunner):
+        ev.worker_report.add_listener(lambda client_id, data, **kw: _on_worker_report(state, client_id, data))
+        ev.test_stopping.add_listener(lambda environment, **kw: _master_request_finals(state))
+        ev.test_stop.add_listener(lambda environment, **kw: _master_wait_finals(state))
+        runner.register_message("llm_final", lambda environment, msg, **kw: _on_final(state, msg))
+    if not isinstance(runner, WorkerRunner):
+        ev.test_stop.add_listener(lambda environment, **kw: _mark_end(state))
+        ev.quit.add_listener(lambda exit_code, **kw: _on_quit(state))
+
+
+def _on_spawned(state: LLMState, user_count: int) -> None:
+    state.peak_users = max(state.peak_users, user_count)
+    if state.environment.reset_stats:  # Locust's --reset-stats resets without firing reset_stats
+        state.aggregate.reset()
+
+
+def _on_test_start(state: LLMState) -> None:
+    env = state.environment
+    try:
+        config = config_from_options(env.parsed_options, env.host)
+        if not config.model:
+            from llm_locust.discovery import first_model
+
+            config = config.with_model(first_model(config))
+    except ConfigError as exc:
+        _fail(env, str(exc))
+        return
+    state.configure(config)
+    if state.started_at_wall_s is None:
+        state.started_at_wall_s = time.time()
+    state.ended_at_wall_s = None
+
+
+def _mark_end(state: LLMState) -> None:
+    state.ended_at_wall_s = time.time()
+
+
+def set_level(environment: Any, label: str) -> None:
+    """Tag requests sent from now on with a ladder level (called by the load shape on the master)."""
+    state = state_of(environment)
+    _set_level(state, label)
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        for client in runner.clients.all:
+            runner.send_message("llm_level", label, client_id=client.id)
+
+
+def _set_level(state: LLMState, label: Any) -> None:
+    state.level = str(label)
+
+
+# -- worker side ------------------------------------------------------------------------------
+def _on_report(state: LLMState, data: dict[str, Any]) -> None:
+    if not state.aggregate.empty:
+        data["llm"] = state.aggregate.take_delta()
+
+
+def _worker_flush(state: LLMState) -> None:
+    """After the users stopped: push Locust's stats and our last delta, then say 'final'."""
+    runner = state.environment.runner
+    runner._send_stats()  # Locust's own rows too, before the master's 0.5 s quit window
+    runner.send_message("llm_final", {"llm": state.aggregate.take_delta()})
+
+
+def _on_llm_stop(state: LLMState) -> None:
+    runner = state.environment.runner
+    if runner.state in ("running", "spawning"):
+        runner.stop()  # fires test_stop, which flushes
+    else:
+        _worker_flush(state)
+
+
+# -- master side ------------------------------------------------------------------------------
+def _on_worker_report(state: LLMState, client_id: str, data: dict[str, Any]) -> None:
+    wire = data.get("llm")
+    if wire is not None:
+        state.workers_seen.add(client_id)
+        state.aggregate.merge_wire(wire)
+
+
+def _on_final(state: LLMState, msg: Any) -> None:
+    _on_worker_report(state, msg.node_id, msg.data)
+    state.awaiting_final.discard(msg.node_id)
+
+
+def _master_request_finals(state: LLMState) -> None:
+    runner = state.environment.runner
+    state.awaiting_final = {c.id for c in runner.clients.all if c.state != STATE_MISSING}
+    for client_id in state.awaiting_final:
+        runner.send_message("llm_stop", None, client_id=client_id)
+
+
+def _master_wait_finals(state: LLMState) -> None:
+    runner = state.environment.runner
+    limit = time.monotonic() + (state.environment.stop_timeout or 0) + _FINAL_WAIT_EXTRA_S
+    while state.awaiting_final and time.monotonic() < limit:
+        alive = {c.id for c in runner.clients.all if c.state != STATE_MISSING}
+        state.awaiting_final &= alive
+        if state.awaiting_final:
+            gevent.sleep(0.05)
+    if state.awaiting_final:
+        logger.warning("no final LLM report from worker(s) %s", ", ".join(sorted(state.awaiting_final)))
+
+
+# -- end of run -------------------------------------------------------------------------------
+def _on_quit(state: LLMState) -> None:
+    if state.config is None:
+        return
+    if state.ended_at_wall_s is None:
+        state.ended_at_wall_s = time.time()
+    results = report.results(state.aggregate, _metadata(state))
+    print(report.format_summary(results), flush=True)
+    config = state.config
+    try:
+        if config.llm_json:
+            report.write_json(config.llm_json, results)
+        if config.llm_csv:
+            report.write_csv(config.llm_csv, results)
+    except OSError as exc:
+        logger.error("cannot write LLM report: %s", exc)
+
+
+def _metadata(state: LLMState) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    env = state.environment
+    runner = env.runner
+    config = state.require_config()
+    return {
+        "host": config.host,
+        "model": config.model,
+        "users": state.peak_users,
+        "workers": len(state.workers_seen) if isinstance(runner, MasterRunner) else None,
+        "mode": "master" if isinstance(runner, MasterRunner) else "local" if isinstance(runner, LocalRunner) else "?",
+        "options": config.public(),
+        "user_classes": sorted(c.__name__ for c in env.user_classes),
+        "llm_locust_version": version("llm-locust"),
+        "locust_version": version("locust"),
+        "start_time": report.iso(state.started_at_wall_s),
+        "end_time": report.iso(state.ended_at_wall_s),
+    }

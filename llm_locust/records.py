@@ -1,0 +1,166 @@
+"""One request's timing record and the numbers derived from it (see docs: metric definitions).
+
+All instants are ``time.perf_counter()`` seconds taken in this process; all durations are
+milliseconds. A record is built by :class:`RequestTimer` while the stream is read and frozen
+into a :class:`RequestRecord` when the request ends.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+OK = "ok"
+CANCELLED = "cancelled"
+#: Failure categories, in the order the summary prints them.
+FAILURE_CATEGORIES: tuple[str, ...] = (
+    "http_4xx",
+    "http_429",
+    "http_5xx",
+    "connect",
+    "timeout",
+    "reset_mid_stream",
+    "bad_event",
+    "server_error_event",
+    "truncated",
+    "empty",
+)
+
+TOKEN_SOURCES: tuple[str, ...] = ("usage", "tokenizer", "events")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """What one completion request measured.
+
+    ``outcome`` is ``"ok"``, ``"cancelled"`` or one of :data:`FAILURE_CATEGORIES`.
+    Latencies are ``None`` when the event they measure never happened.
+    """
+
+    outcome: str
+    detail: str
+    sent_at_s: float
+    ended_at_s: float
+    ttfb_ms: float | None
+    ttft_ms: float | None
+    ttfvt_ms: float | None
+    e2e_ms: float | None
+    done_ms: float | None
+    itl_ms: array[float] = field(repr=False)
+    text_events: int
+    output_tokens: int
+    output_tokens_source: str
+    input_tokens: int
+    input_tokens_source: str
+    tokenizer_output_tokens: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == OK
+
+    @property
+    def elapsed_ms(self) -> float:
+        """Send to end of the request, whatever ended it."""
+        return (self.ended_at_s - self.sent_at_s) * 1000.0
+
+    @property
+    def tpot_ms(self) -> float | None:
+        """(e2e - ttft) / (output_tokens - 1); only defined for more than one output token."""
+        if self.output_tokens <= 1 or self.e2e_ms is None or self.ttft_ms is None:
+            return None
+        return (self.e2e_ms - self.ttft_ms) / (self.output_tokens - 1)
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Per-stream output tokens per second, TTFT included (the seed benchmark's figure)."""
+        if not self.e2e_ms or self.output_tokens <= 0:
+            return None
+        return self.output_tokens / (self.e2e_ms / 1000.0)
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        tpot = self.tpot_ms
+        return 1000.0 / tpot if tpot else None
+
+
+class RequestTimer:
+    """Collects the instants of one request as its stream is read.
+
+    The clock is injected so tests can drive it; production code passes ``time.perf_counter``.
+    ``text(at_s, visible)`` is called once per event that carries generated text, with the
+    instant that event's line arrived.
+    """
+
+    __slots__ = (
+        "_clock",
+        "first_text_at_s",
+        "first_visible_at_s",
+        "headers_at_s",
+        "itl_ms",
+        "last_text_at_s",
+        "sent_at_s",
+        "text_events",
+    )
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.sent_at_s = clock()
+        self.headers_at_s: float | None = None
+        self.first_text_at_s: float | None = None
+        self.first_visible_at_s: float | None = None
+        self.last_text_at_s: float | None = None
+        self.itl_ms: array[float] = array("d")
+        self.text_events = 0
+
+    def now(self) -> float:
+        return self._clock()
+
+    def headers(self) -> None:
+        self.headers_at_s = self._clock()
+
+    def text(self, at_s: float, visible: bool) -> None:
+        last = self.last_text_at_s
+        if last is None:
+            self.first_text_at_s = at_s
+        else:
+            self.itl_ms.append((at_s - last) * 1000.0)
+        if visible and self.first_visible_at_s is None:
+            self.first_visible_at_s = at_s
+        self.last_text_at_s = at_s
+        self.text_events += 1
+
+    def _since_send_ms(self, at_s: float | None) -> float | None:
+        return None if at_s is None else (at_s - self.sent_at_s) * 1000.0
+
+    def finish(
+        self,
+        outcome: str,
+        detail: str = "",
+        *,
+        done_at_s: float | None = None,
+        output_tokens: int = 0,
+        output_tokens_source: str = "events",
+        input_tokens: int = 0,
+        input_tokens_source: str = "tokenizer",
+        tokenizer_output_tokens: int | None = None,
+    ) -> RequestRecord:
+        ended = self._clock()
+        return RequestRecord(
+            outcome=outcome,
+            detail=detail,
+            sent_at_s=self.sent_at_s,
+            ended_at_s=ended,
+            ttfb_ms=self._since_send_ms(self.headers_at_s),
+            ttft_ms=self._since_send_ms(self.first_text_at_s),
+            ttfvt_ms=self._since_send_ms(self.first_visible_at_s),
+            e2e_ms=self._since_send_ms(self.last_text_at_s),
+            done_ms=self._since_send_ms(done_at_s),
+            itl_ms=self.itl_ms,
+            text_events=self.text_events,
+            output_tokens=output_tokens,
+            output_tokens_source=output_tokens_source,
+            input_tokens=input_tokens,
+            input_tokens_source=input_tokens_source,
+            tokenizer_output_tokens=tokenizer_output_tokens,
+        )

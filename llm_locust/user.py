@@ -1,0 +1,288 @@
+"""``LLMUser``: a Locust user that streams chat completions and measures them exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+from typing import Any
+
+import gevent
+from gevent import GreenletExit
+from geventhttpclient import HTTPClient
+from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
+from locust import User, constant, task
+
+from llm_locust import openai_chat
+from llm_locust.plugin import LLMState, install, state_of
+from llm_locust.records import CANCELLED, OK, RequestRecord, RequestTimer
+from llm_locust.sse import iter_events
+from llm_locust.tokenizer import count_off_loop
+
+_ERROR_BODY_BYTES = 2048
+_DRAIN_AFTER_DONE_S = 1.0
+
+
+class _Deadline(Exception):
+    """The request ran past --request-timeout."""
+
+
+class _StreamEnd(Exception):
+    def __init__(self, category: str, detail: str) -> None:
+        self.category = category
+        self.detail = detail
+
+
+class LLMUser(User):
+    """Streams ``POST {host}/v1/chat/completions`` in a closed loop (no think time by default).
+
+    Subclass it in a locustfile. Override :meth:`messages` to vary prompts, or write tasks that
+    call :meth:`chat` with your own messages; every call is recorded exactly once.
+    """
+
+    abstract = True
+    wait_time = constant(0)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        install()  # defining a subclass registers the options and listeners (idempotent)
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self._llm: LLMState = state_of(environment)
+        self._http: HTTPClient | None = None
+
+    @task
+    def chat_completion(self) -> None:
+        self.chat()
+
+    def messages(self) -> list[dict[str, str]]:
+        """The messages of the next request (default: --system-prompt and --prompt)."""
+        return self._llm.require_config().messages
+
+    def on_stop(self) -> None:
+        self._drop_connection()
+
+    # -- one request -----------------------------------------------------------------------
+    def chat(self, messages: list[dict[str, str]] | None = None, **body: Any) -> RequestRecord:
+        """Send one streaming request, record it, and return its record.
+
+        ``body`` items override the request body built from the options (e.g. ``max_tokens=32``).
+        """
+        state = self._llm
+        config = state.require_config()
+        msgs = self.messages() if messages is None else messages
+        payload = openai_chat.build_body(
+            model=config.model,
+            messages=msgs,
+            max_tokens=config.max_tokens,
+            temperature=config.temperature,
+            ignore_eos=config.ignore_eos,
+            extra_body={**config.extra_body, **body},
+        )
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        state.in_flight += 1
+        try:
+            rec, text = self._send(payload, headers, config.request_timeout_s)
+            if rec.ok:
+                rec = self._with_token_counts(rec, text, msgs)
+        finally:
+            state.in_flight -= 1
+        state.record(rec)
+        return rec
+
+    def _client(self) -> HTTPClient:
+        if self._http is None:
+            config = self._llm.require_config()
+            self._http = HTTPClient.from_url(
+                config.host,
+                concurrency=1,
+                connection_timeout=min(config.request_timeout_s, 30.0),
+                network_timeout=config.request_timeout_s,
+            )
+        return self._http
+
+    def _drop_connection(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def _send(
+        self, payload: bytes, headers: dict[str, str], timeout_s: float
+    ) -> tuple[RequestRecord, str]:
+        path = self._llm.path
+        for attempt in (0, 1):
+            timer = RequestTimer(time.perf_counter)
+            deadline = gevent.Timeout(timeout_s, _Deadline)
+            deadline.start()
+            try:
+                try:
+                    response = self._client().request("POST", path, body=payload, headers=headers)
+                except HTTPConnectionClosed:
+                    # A kept-alive connection the server had closed: retry once on a fresh one.
+                    self._drop_connection()
+                    if attempt == 0:
+                        continue
+                    return timer.finish("connect", "connection closed before any response"), ""
+                except (OSError, HTTPParseError) as exc:
+                    self._drop_connection()
+                    return timer.finish("connect", _describe(exc)), ""
+                timer.headers()
+                return self._read(response, timer)
+            except _Deadline:
+                self._drop_connection()
+                detail = f"no end of stream after {timeout_s:g} s (--request-timeout)"
+                return timer.finish("timeout", detail), ""
+            except GreenletExit:
+                self._drop_connection()
+                self._llm.record(timer.finish(CANCELLED, "stopped by the end of the test"))
+                raise
+            finally:
+                deadline.close()
+        raise AssertionError("unreachable")
+
+    def _read(self, response: Any, timer: RequestTimer) -> tuple[RequestRecord, str]:
+        status = response.status_code
+        if status >= 400:
+            return self._http_error(response, timer, status), ""
+        clock = time.perf_counter
+        parse = openai_chat.parse_chunk
+        text = ""
+        finish: str | None = None
+        usage_out: int | None = None
+        usage_in: int | None = None
+        done_at: float | None = None
+        category = OK
+        detail = ""
+        try:
+            for name, data, at in iter_events(response.readline, clock):
+                if data == "[DONE]":
+                    done_at = at
+                    break
+                if name == "error":
+                    raise _StreamEnd("server_error_event", data[:200])
+                delta = parse(data)
+                if delta.error is not None:
+                    raise _StreamEnd("server_error_event", delta.error[:200])
+                if delta.content or delta.reasoning:
+                    timer.text(at, bool(delta.content))
+                    text += delta.content or delta.reasoning
+                if delta.finish_reason is not None:
+                    finish = delta.finish_reason
+                if delta.completion_tokens is not None:
+                    usage_out = delta.completion_tokens
+                    usage_in = delta.prompt_tokens
+        except _StreamEnd as end:
+            category, detail = end.category, end.detail
+        except openai_chat.BadEvent as exc:
+            category, detail = "bad_event", str(exc)
+        except (OSError, HTTPParseError) as exc:
+            category, detail = "reset_mid_stream", _describe(exc)
+        except (GreenletExit, _Deadline):
+            raise
+        except Exception as exc:  # a shape our parser did not expect
+            category, detail = "bad_event", f"{type(exc).__name__}: {exc}"[:200]
+
+        if category == OK:
+            if done_at is None:
+                done_at = clock()
+                if finish is None:
+                    category, detail = "truncated", "stream closed without [DONE] or finish_reason"
+            else:
+                self._drain(response)
+            if category == OK and timer.text_events == 0:
+                category, detail = "empty", "stream ended without any generated text"
+        if category != OK:
+            self._drop_connection()
+        rec = timer.finish(category, detail, done_at_s=done_at)
+        return _with_stream_counts(rec, usage_out, usage_in), text
+
+    def _drain(self, response: Any) -> None:
+        """Read to the end of the body after [DONE] so the connection can be reused."""
+        if response.message_complete:
+            return
+        try:
+            with gevent.Timeout(_DRAIN_AFTER_DONE_S):
+                while response.readline(b"\n"):
+                    pass
+        except (gevent.Timeout, OSError, HTTPParseError):
+            self._drop_connection()
+
+    def _http_error(self, response: Any, timer: RequestTimer, status: int) -> RequestRecord:
+        try:
+            body = response.read(_ERROR_BODY_BYTES)
+            if not response.message_complete:
+                self._drop_connection()
+        except (OSError, HTTPParseError):
+            body = b""
+            self._drop_connection()
+        message = _error_message(body)
+        if status == 429:
+            category = "http_429"
+            retry = response.get("retry-after")
+            if retry:
+                message = f"{message} (Retry-After: {retry})"
+        else:
+            category = "http_4xx" if status < 500 else "http_5xx"
+        return timer.finish(category, f"HTTP {status}: {message}"[:300])
+
+    def _with_token_counts(
+        self, rec: RequestRecord, text: str, msgs: list[dict[str, str]]
+    ) -> RequestRecord:
+        state = self._llm
+        need_tokenizer = rec.output_tokens_source != "usage" or rec.input_tokens_source != "usage"
+        tokenizer = state.tokenizer(wait=need_tokenizer)
+        if tokenizer is None:
+            return rec
+        counted = count_off_loop(tokenizer, text) if text else 0
+        fields: dict[str, Any] = {"tokenizer_output_tokens": counted}
+        if rec.output_tokens_source != "usage":
+            fields.update(output_tokens=counted, output_tokens_source="tokenizer")
+        if rec.input_tokens_source != "usage":
+            prompt_tokens = state.prompt_tokens(tokenizer, "".join(m.get("content", "") for m in msgs))
+            fields.update(input_tokens=prompt_tokens, input_tokens_source="tokenizer")
+        return _replace(rec, **fields)
+
+
+def _replace(rec: RequestRecord, **fields: Any) -> RequestRecord:
+    return dataclasses.replace(rec, **fields)
+
+
+def _with_stream_counts(rec: RequestRecord, usage_out: int | None, usage_in: int | None) -> RequestRecord:
+    fields: dict[str, Any] = {}
+    if usage_out is not None:
+        fields.update(output_tokens=usage_out, output_tokens_source="usage")
+    else:
+        fields.update(output_tokens=rec.text_events, output_tokens_source="events")
+    if usage_in is not None:
+        fields.update(input_tokens=usage_in, input_tokens_source="usage")
+    return _replace(rec, **fields)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host: {exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by peer"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "socket timed out"
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _error_message(body: bytes) -> str:
+    if not body:
+        return "(empty body)"
+    try:
+        obj = openai_chat.orjson.loads(body)
+    except openai_chat.orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace").strip()[:200]
+    if isinstance(obj, dict):
+        err = obj.get("error", obj)
+        if isinstance(err, dict):
+            return str(err.get("message") or err.get("detail") or err)[:200]
+        return str(err)[:200]
+    return str(obj)[:200]
