@@ -2,8 +2,9 @@
 
 Values are recorded in their display unit (ms, tokens/s) and stored as integer thousandths in an
 HDR histogram with 3 significant digits, so any percentile is within 0.1 % of the true sample
-(and exact to 0.001 units below 2.048 units). Count, mean, std, min and max are exact.
-Two histograms merge by adding counts, so merging worker deltas on the master is exact.
+(and exact to 0.001 units below 2.048 units). Count, min and max are exact; mean and std come from
+integer sums of the thousandths (exact to 0.0005 units). Everything merges by integer addition, so
+merging worker deltas on the master gives bit-for-bit the histogram of one process.
 """
 
 from __future__ import annotations
@@ -45,18 +46,19 @@ class Histogram:
     def __init__(self) -> None:
         self._hdr = HdrHistogram(1, _HIGHEST, _DIGITS)
         self.count = 0
-        self.total = 0.0
-        self.total_sq = 0.0
+        self.total = 0  # sum of values in thousandths (exact integer)
+        self.total_sq = 0
         self.min = math.inf
         self.max = -math.inf
 
     def record(self, value: float) -> None:
         if value < 0.0:
             value = 0.0
-        self._hdr.record_value(min(int(value * _SCALE + 0.5), _HIGHEST))
+        units = min(int(value * _SCALE + 0.5), _HIGHEST)
+        self._hdr.record_value(units)
         self.count += 1
-        self.total += value
-        self.total_sq += value * value
+        self.total += units
+        self.total_sq += units * units
         if value < self.min:
             self.min = value
         if value > self.max:
@@ -66,8 +68,8 @@ class Histogram:
         if self.count:
             self._hdr.reset()
         self.count = 0
-        self.total = 0.0
-        self.total_sq = 0.0
+        self.total = 0
+        self.total_sq = 0
         self.min = math.inf
         self.max = -math.inf
 
@@ -77,7 +79,7 @@ class Histogram:
         self._hdr.add(other._hdr)
         self._merge_moments(other.count, other.total, other.total_sq, other.min, other.max)
 
-    def _merge_moments(self, count: int, total: float, total_sq: float, lo: float, hi: float) -> None:
+    def _merge_moments(self, count: int, total: int, total_sq: int, lo: float, hi: float) -> None:
         self.count += count
         self.total += total
         self.total_sq += total_sq
@@ -89,8 +91,8 @@ class Histogram:
         return {
             "hdr": self._hdr.encode().decode("ascii"),
             "n": self.count,
-            "sum": self.total,
-            "sq": self.total_sq,
+            "sum": str(self.total),  # str: msgpack ints stop at 64 bits
+            "sq": str(self.total_sq),
             "min": self.min,
             "max": self.max,
         }
@@ -99,7 +101,7 @@ class Histogram:
         if not wire["n"]:
             return
         self._hdr.decode_and_add(wire["hdr"].encode("ascii"))
-        self._merge_moments(int(wire["n"]), wire["sum"], wire["sq"], wire["min"], wire["max"])
+        self._merge_moments(int(wire["n"]), int(wire["sum"]), int(wire["sq"]), wire["min"], wire["max"])
 
     def percentile(self, p: float) -> float:
         if not self.count:
@@ -111,12 +113,13 @@ class Histogram:
         if not self.count:
             nan = math.nan
             return Summary(0, nan, nan, nan, nan, {p: nan for p in percentiles})
-        mean = self.total / self.count
-        var = max(self.total_sq / self.count - mean * mean, 0.0)
+        n = self.count
+        mean_units = self.total / n
+        var_units = max((self.total_sq * n - self.total * self.total) / (n * n), 0)
         return Summary(
-            count=self.count,
-            mean=mean,
-            std=math.sqrt(var),
+            count=n,
+            mean=mean_units / _SCALE,
+            std=math.sqrt(var_units) / _SCALE,
             min=self.min,
             max=self.max,
             percentiles={p: self.percentile(p) for p in percentiles},

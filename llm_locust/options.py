@@ -22,11 +22,10 @@ DEFAULT_PROMPT = "Explain in detail how continuous batching works in an LLM infe
 
 def add_arguments(parser: Any) -> None:
     """Add our options to Locust's parser (``events.init_command_line_parser``)."""
-    group = parser.add_argument_group("llm-locust", "Streaming chat-completion load (llm-locust)")
-
+    # Locust's own add_argument (not an argument group's) knows include_in_web_ui / is_secret.
     def opt(name: str, **kw: Any) -> None:
         env = "LOCUST_" + name.lstrip("-").replace("-", "_").upper()
-        group.add_argument(name, env_var=env, **kw)
+        parser.add_argument(name, env_var=env, **kw)
 
     opt("--model", default="", help="Model name; default: the first id from GET {host}/v1/models")
     opt("--max-tokens", type=int, default=256, help="max_tokens of each request (default 256)")

@@ -66,6 +66,7 @@ class LLMState:
         self.started_at_wall_s: float | None = None
         self.ended_at_wall_s: float | None = None
         self._tokenizer: AsyncResult | None = None
+        self._tokenizer_spec = ""
         self._prompt_tokens: dict[str, int] = {}
         self.awaiting_final: set[str] = set()
         self.workers_seen: set[str] = set()
@@ -76,13 +77,20 @@ class LLMState:
             raise ConfigError("llm-locust is not configured: the test has not started")
         return self.config
 
+    def preload_tokenizer(self, spec: str) -> None:
+        """Start loading a tokenizer in the thread pool (idempotent per spec)."""
+        if self._tokenizer is None or self._tokenizer_spec != spec:
+            self._tokenizer_spec = spec
+            self._tokenizer = AsyncResult()
+            gevent.spawn(self._load_tokenizer, spec, self._tokenizer)
+
     def configure(self, config: RunConfig) -> None:
+        """Adopt the test's config. Waits (cooperatively) for the tokenizer before users start, since
+        loading it holds the GIL at times and would distort the first requests' timings."""
         self.config = config
         self.path = report.join_path(config.host, openai_chat.PATH)
-        if self._tokenizer is None or self._tokenizer_spec != config.tokenizer:
-            self._tokenizer_spec = config.tokenizer
-            self._tokenizer = AsyncResult()
-            gevent.spawn(self._load_tokenizer, config.tokenizer, self._tokenizer)
+        self.preload_tokenizer(config.tokenizer)
+        self.tokenizer(wait=True)
 
     @staticmethod
     def _load_tokenizer(spec: str, result: AsyncResult) -> None:
@@ -165,6 +173,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         except ConfigError as exc:
             sys.stderr.write(f"llm-locust: error: {exc}\n")
             sys.exit(1)
+
+    if options is not None and not isinstance(runner, MasterRunner):
+        state.preload_tokenizer(options.tokenizer or "cl100k_base")
 
     ev = environment.events
     ev.test_start.add_listener(lambda environment, **kw: _on_test_start(state))

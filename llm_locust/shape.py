@@ -18,10 +18,9 @@ _ladder_installed = False
 
 
 def _add_ladder_arguments(parser: Any) -> None:
-    group = parser.add_argument_group("llm-locust ladder", "Concurrency ladder (LadderShape)")
-    group.add_argument("--levels", env_var="LOCUST_LEVELS", default=DEFAULT_LEVELS,
+    parser.add_argument("--levels", env_var="LOCUST_LEVELS", default=DEFAULT_LEVELS,
                        help=f"Comma-separated numbers of users, one level each (default {DEFAULT_LEVELS})")
-    group.add_argument("--level-duration", env_var="LOCUST_LEVEL_DURATION", type=float, default=60.0,
+    parser.add_argument("--level-duration", env_var="LOCUST_LEVEL_DURATION", type=float, default=60.0,
                        help="Seconds spent at each level (default 60)")
 
 

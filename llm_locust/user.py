@@ -11,7 +11,7 @@ import gevent
 from gevent import GreenletExit
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
-from locust import User, constant, task
+from locust import User, constant
 
 from llm_locust import openai_chat
 from llm_locust.plugin import LLMState, install, state_of
@@ -46,14 +46,18 @@ class LLMUser(User):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         install()  # defining a subclass registers the options and listeners (idempotent)
+        if not cls.tasks:
+            # The default task only applies to subclasses without tasks of their own (Locust would
+            # otherwise inherit it and mix it, at random, with the subclass's tasks).
+            cls.tasks = [LLMUser.chat_completion]
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self._llm: LLMState = state_of(environment)
         self._http: HTTPClient | None = None
 
-    @task
     def chat_completion(self) -> None:
+        """The default task: one request with the configured messages."""
         self.chat()
 
     def messages(self) -> list[dict[str, str]]:

@@ -1,0 +1,95 @@
+"""Shared fixtures: the mock engine in a child process, and headless Locust runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_locust.cli import start_mock_process
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILES = ROOT / "locustfiles"
+TEST_LOCUSTFILES = Path(__file__).resolve().parent / "locustfiles"
+
+
+@dataclass
+class Mock:
+    url: str
+    proc: subprocess.Popen[str]
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/mock/stats", timeout=5) as r:
+            return json.loads(r.read())["served"]  # type: ignore[no-any-return]
+
+    def reset(self) -> None:
+        req = urllib.request.Request(self.url + "/mock/reset", method="POST", data=b"")
+        urllib.request.urlopen(req, timeout=5).close()
+
+
+@pytest.fixture
+def mock_engine() -> Iterator[Callable[..., Mock]]:
+    """Factory: ``mock_engine("--engine", "fixed", ...)`` starts a mock on a free port."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> Mock:
+        proc, url = start_mock_process(*args)
+        procs.append(proc)
+        return Mock(url, proc)
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+@dataclass
+class LocustRun:
+    returncode: int
+    output: str
+    results: dict[str, Any] | None
+
+    def final_rows(self) -> dict[str, tuple[int, int]]:
+        """Locust's final stats table: row name -> (# reqs, # fails); 'Aggregated' is its total."""
+        lines = self.output.splitlines()
+        start = max(i for i, ln in enumerate(lines) if "Shutting down (exit code" in ln)
+        rows: dict[str, tuple[int, int]] = {}
+        for ln in lines[start:]:
+            if ln.startswith("Response time percentiles"):
+                break
+            parts = ln.split()
+            if len(parts) > 3 and "|" in ln and parts[0] in ("POST", "LLM", "Aggregated"):
+                name = "Aggregated" if parts[0] == "Aggregated" else parts[1]
+                i = 1 if parts[0] == "Aggregated" else 2
+                rows[name] = (int(parts[i]), int(parts[i + 1].split("(")[0]))
+        return rows
+
+
+def run_locust(
+    tmp_path: Path,
+    host: str,
+    *args: str,
+    locustfile: Path = LOCUSTFILES / "chat.py",
+    timeout_s: float = 90,
+    env: dict[str, str] | None = None,
+) -> LocustRun:
+    """Run ``locust --headless`` and load our JSON results."""
+    out_json = tmp_path / "results.json"
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", host,
+        "--llm-json", str(out_json), *args,
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout_s, cwd=tmp_path,
+        env={**os.environ, **(env or {})},
+    )
+    results = json.loads(out_json.read_text()) if out_json.exists() else None
+    return LocustRun(proc.returncode, proc.stderr + proc.stdout, results)

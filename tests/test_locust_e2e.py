@@ -1,0 +1,123 @@
+"""Headless Locust against the mock engine: timings, exact token counts, failures, distribution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import LOCUSTFILES, TEST_LOCUSTFILES, run_locust
+
+
+def test_known_timing_and_exact_tokens(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine("--engine", "fixed", "--ttft-ms", "200", "--itl-ms", "25", "--output-tokens", "20")
+    run = run_locust(tmp_path, mock.url, "-u", "4", "-r", "4", "-t", "4s", "--stop-timeout", "5",
+                     "--model", "mock")
+    assert run.returncode == 0, run.output
+    res = run.results
+    assert res is not None
+    served = mock.stats()
+    assert res["completed"] == served["ok"] > 0
+    assert res["failed"] == 0 and res["cancelled"] == 0
+    assert res["total_output_tokens"] == 20 * res["completed"] == served["output_tokens"]
+    assert res["total_input_tokens"] == served["prompt_tokens"]
+    assert res["output_tokens_source"] == {"usage": res["completed"]}
+    # the mock's text tokenizes to exactly its usage count with cl100k_base
+    assert res["usage_vs_tokenizer"]["compared"] == res["completed"]
+    assert res["usage_vs_tokenizer"]["disagreed"] == 0
+    # measured within a few ms of the configured schedule (client and server share 2 cores)
+    assert 200 <= res["median_ttft_ms"] <= 205
+    assert 24 <= res["median_itl_ms"] <= 26
+    assert 24.5 <= res["mean_tpot_ms"] <= 25.5
+    assert 200 + 19 * 25 <= res["median_e2el_ms"] <= 200 + 19 * 25 + 8
+    assert res["count_itl"] == 19 * res["completed"]
+    # one Locust request row per completion; metric rows stay out of 'Aggregated'
+    rows = run.final_rows()
+    assert rows["/v1/chat/completions"] == (res["completed"], 0)
+    assert rows["ITL"] == (res["count_itl"], 0)
+    assert rows["TTFT"] == rows["TPOT"] == rows["E2E"] == (res["completed"], 0)
+    assert rows["Aggregated"] == (res["completed"], 0)
+    assert "llm-locust results" in run.output
+
+
+def test_every_fault_category_counted_exactly_once(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine("--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "5", "--output-tokens", "10",
+                       "--stall-s", "3")
+    run = run_locust(tmp_path, mock.url, "-u", "1", "-r", "1", "-t", "60s", "--request-timeout", "1",
+                     "--model", "mock", locustfile=TEST_LOCUSTFILES / "faults.py")
+    res = run.results
+    assert res is not None, run.output
+    assert res["failures"] == {
+        "http_4xx": 1, "http_429": 1, "http_5xx": 1, "timeout": 1, "reset_mid_stream": 1, "bad_event": 1,
+        "server_error_event": 1, "truncated": 1, "empty": 1,
+    }, run.output
+    assert (res["failed"], res["completed"], res["cancelled"]) == (9, 1, 0), (mock.stats(), run.output)
+    assert run.returncode == 1  # Locust's exit code on failed requests
+    rows = run.final_rows()
+    assert rows["/v1/chat/completions"] == rows["Aggregated"] == (10, 9)
+    assert "Traceback" not in run.output
+    assert "HTTP 429: mock fault http_429 (Retry-After: 1)" in run.output
+
+
+def test_unreachable_host_fails_as_connect_and_run_ends_cleanly(tmp_path: Path) -> None:
+    run = run_locust(tmp_path, "http://127.0.0.1:9", "-u", "2", "-r", "2", "-t", "2s", "--model", "m")
+    res = run.results
+    assert res is not None, run.output
+    assert res["completed"] == 0 and res["failed"] > 0
+    assert set(res["failures"]) == {"connect"}
+    assert "Traceback" not in run.output
+    assert run.returncode == 1
+
+
+def test_processes_2_totals_equal_what_the_mock_served(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine("--engine", "batching", "--ttft-ms", "50", "--itl-ms", "10", "--output-tokens", "30")
+    run = run_locust(tmp_path, mock.url, "--processes", "2", "-u", "20", "-r", "20", "-t", "4s",
+                     "--stop-timeout", "10", "--model", "mock")
+    assert run.returncode == 0, run.output
+    res = run.results
+    assert res is not None
+    served = mock.stats()
+    # --stop-timeout lets every stream finish: nothing is cut, so the totals must be equal
+    assert res["cancelled"] == 0 and res["failed"] == 0
+    assert res["completed"] == served["ok"] == served["requests"] > 50
+    assert res["total_output_tokens"] == served["output_tokens"]
+    assert res["total_input_tokens"] == served["prompt_tokens"]
+    assert res["count_itl"] == 29 * res["completed"]
+    assert res["count_ttft"] == res["count_tpot"] == res["count_e2el"] == res["completed"]
+    assert res["metadata"]["workers"] == 2
+    rows = run.final_rows()
+    assert rows["/v1/chat/completions"] == rows["Aggregated"] == (res["completed"], 0)
+    assert rows["ITL"][0] == res["count_itl"]
+
+
+def test_streams_cut_by_the_end_are_cancelled_not_successes(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine("--engine", "fixed", "--ttft-ms", "100", "--itl-ms", "50", "--output-tokens", "30")
+    run = run_locust(tmp_path, mock.url, "--processes", "2", "-u", "10", "-r", "10", "-t", "3s",
+                     "--model", "mock")
+    assert run.returncode == 0, run.output
+    res = run.results
+    assert res is not None
+    served = mock.stats()
+    assert res["cancelled"] == 10  # every user was mid-stream when the test ended
+    assert res["failed"] == 0
+    assert res["completed"] + res["cancelled"] == served["requests"]
+    assert res["completed"] <= served["ok"]
+    assert res["total_output_tokens"] == 30 * res["completed"]
+    assert run.final_rows()["/v1/chat/completions"] == (res["completed"], 0)
+
+
+def test_seed_ladder_reports_one_row_per_level(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine("--engine", "batching", "--ttft-ms", "30", "--itl-ms", "5", "--output-tokens", "20")
+    run = run_locust(tmp_path, mock.url, "--levels", "1,4", "--level-duration", "2", "--stop-timeout", "3",
+                     locustfile=LOCUSTFILES / "seed_benchmark.py")
+    assert run.returncode == 0, run.output
+    res = run.results
+    assert res is not None
+    levels = {row["users"]: row for row in res["levels"]}
+    assert set(levels) == {"1", "4"}
+    assert sum(row["completed"] for row in levels.values()) == res["completed"]
+    # batching: per-stream speed falls and aggregate throughput rises with more users
+    assert levels["4"]["median_tokens_per_s"] < levels["1"]["median_tokens_per_s"]
+    assert levels["4"]["output_throughput"] > 2 * levels["1"]["output_throughput"]
+    assert "Per level" in run.output
+    assert res["metadata"]["model"] == "mock"  # discovered from /v1/models
+    # the seed's ~1,000-token prompt, counted by the server
+    assert res["total_input_tokens"] > 1000 * res["completed"]
