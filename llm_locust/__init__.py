@@ -1,24 +1,40 @@
 """llm-locust: a Locust plugin for load-testing LLM inference servers.
 
-Importing this package only defines names; options and listeners are registered by
+Importing this package defines nothing heavy: the public names below are loaded on first use
+(so ``llm-locust mock`` does not import Locust), and options and listeners are registered by
 :func:`install`, which defining an :class:`LLMUser` subclass calls for you.
 """
 
-from llm_locust.errors import ConfigError, LLMFailure
-from llm_locust.plugin import install, set_level, state_of
-from llm_locust.records import RequestRecord
-from llm_locust.shape import LadderShape
-from llm_locust.user import LLMUser
-from llm_locust.workloads import seed_messages
+from __future__ import annotations
 
-__all__ = [
-    "ConfigError",
-    "LLMFailure",
-    "LLMUser",
-    "LadderShape",
-    "RequestRecord",
-    "install",
-    "seed_messages",
-    "set_level",
-    "state_of",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llm_locust.errors import ConfigError, LLMFailure
+    from llm_locust.plugin import install, set_level, state_of
+    from llm_locust.records import RequestRecord
+    from llm_locust.shape import LadderShape
+    from llm_locust.user import LLMUser
+    from llm_locust.workloads import seed_messages
+
+_EXPORTS = {
+    "ConfigError": "llm_locust.errors",
+    "LLMFailure": "llm_locust.errors",
+    "LLMUser": "llm_locust.user",
+    "LadderShape": "llm_locust.shape",
+    "RequestRecord": "llm_locust.records",
+    "install": "llm_locust.plugin",
+    "seed_messages": "llm_locust.workloads",
+    "set_level": "llm_locust.plugin",
+    "state_of": "llm_locust.plugin",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm_locust' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -145,6 +145,9 @@ def config_from_options(options: Any, host: str | None) -> RunConfig:
         if path and not os.path.isdir(directory):
             flag = "--" + opt_name.replace("_", "-")
             raise ConfigError(f"{flag} {path!r}: directory {directory!r} does not exist")
+    from llm_locust.tokenizer import check_spec
+
+    check_spec(options.tokenizer or "cl100k_base")
     return RunConfig(
         host=_check_host(host),
         model=options.model,

@@ -61,23 +61,36 @@ def load_tokenizer(spec: str) -> Tokenizer:
         return tok
 
 
-def _load(spec: str) -> Tokenizer:
-    if spec.endswith(".json") or os.sep in spec:
+def _is_path(spec: str) -> bool:
+    return spec.endswith(".json") or os.sep in spec
+
+
+def check_spec(spec: str) -> None:
+    """Cheap validation of ``--tokenizer`` (nothing is loaded); raises :class:`ConfigError`."""
+    if _is_path(spec):
         if not os.path.isfile(spec):
             raise ConfigError(f"--tokenizer {spec!r}: no such file")
-        return _HFTokenizer(spec)
+        return
     import tiktoken
-    import tiktoken.registry
 
     names = set(tiktoken.list_encoding_names())
-    offline = f"{spec}_offline"
-    if offline in names:
-        return _Tiktoken(spec, tiktoken.get_encoding(offline))
     if spec not in names:
+        public = sorted(n for n in names if not n.endswith("_offline"))
         raise ConfigError(
-            f"--tokenizer {spec!r} is neither a tiktoken encoding ({', '.join(sorted(names))}) "
+            f"--tokenizer {spec!r} is neither a tiktoken encoding ({', '.join(public)}) "
             "nor a tokenizer.json path"
         )
+
+
+def _load(spec: str) -> Tokenizer:
+    check_spec(spec)
+    if _is_path(spec):
+        return _HFTokenizer(spec)
+    import tiktoken
+
+    offline = f"{spec}_offline"
+    if offline in tiktoken.list_encoding_names():
+        return _Tiktoken(spec, tiktoken.get_encoding(offline))
     try:
         return _Tiktoken(spec, tiktoken.get_encoding(spec))
     except Exception as exc:

@@ -12,6 +12,7 @@ from gevent import GreenletExit
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from locust import User, constant
+from locust.exception import StopUser
 
 from llm_locust import openai_chat
 from llm_locust.plugin import LLMState, install, state_of
@@ -74,7 +75,10 @@ class LLMUser(User):
         ``body`` items override the request body built from the options (e.g. ``max_tokens=32``).
         """
         state = self._llm
-        config = state.require_config()
+        if state.config is None:
+            # The test's options were rejected (reported in one line) and the run is ending.
+            raise StopUser()
+        config = state.config
         msgs = self.messages() if messages is None else messages
         payload = openai_chat.build_body(
             model=config.model,

@@ -49,6 +49,9 @@ class _PromptCounter:
         finally:
             self._ready.set()
 
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        self._ready.wait(timeout_s)
+
     def count(self, text: str) -> int:
         n = self._cache.get(text)
         if n is None:
@@ -83,6 +86,8 @@ class MockServer:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, host: str, port: int) -> int:
+        """Bind and start serving in the background (after the prompt tokenizer has loaded)."""
+        self._prompts.wait_ready()
         self._server = StreamServer((host, port), self._handle, backlog=4096)
         self._server.start()
         return int(self._server.server_port)
@@ -211,9 +216,8 @@ class MockServer:
         return outcome in ("ok", "truncated", "malformed", "error_event", "empty", "stall")
 
     def _complete(self, sock: socket.socket, rid: str, n: int, prompt_tokens: int, fault: str | None) -> bool:
-        start = time.perf_counter()
         with self.engine.admitted():
-            at = start
+            start = at = time.perf_counter()
             for at, _ in zip(self.engine.schedule(start), range(n), strict=False):
                 pass
             sleep_until(at)
@@ -230,7 +234,6 @@ class MockServer:
     def _stream(self, sock: socket.socket, rid: str, n: int, prompt_tokens: int, include_usage: bool,
                 fault: str | None) -> str:
         """Write one SSE stream; return the outcome counted in /mock/stats."""
-        start = time.perf_counter()
         head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n")
         prefix = (
@@ -241,6 +244,7 @@ class MockServer:
         sock.sendall(head + _chunk(role))
         fault_at = n // 2
         with self.engine.admitted():
+            start = time.perf_counter()  # prefill starts once the request holds a slot
             if fault == "empty":
                 n = 0
             offset = hash(rid) % len(WORDS)

@@ -1,0 +1,95 @@
+"""The mock engine's timing models, served in-process on port 0."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+
+import gevent
+import orjson
+import pytest
+from geventhttpclient import HTTPClient
+
+from llm_locust.mock.engine import Engine, Timing
+from llm_locust.mock.server import MockServer
+from llm_locust.tokenizer import load_tokenizer
+
+
+def serve(engine: Engine) -> Iterator[str]:
+    server = MockServer(engine)
+    port = server.start("127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def stream(url: str, max_tokens: int) -> tuple[float, list[float], str, float]:
+    """Return (ttft_s, token arrival times, text, headers_s) of one streamed request."""
+    client = HTTPClient.from_url(url, concurrency=1)
+    body = orjson.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens,
+                         "stream": True})
+    sent = time.perf_counter()
+    resp = client.post("/v1/chat/completions", body=body)
+    headers = time.perf_counter()
+    times: list[float] = []
+    text = ""
+    while line := resp.readline(b"\n"):
+        if line.startswith(b"data: {"):
+            delta = orjson.loads(line[6:])["choices"]
+            if delta and delta[0]["delta"].get("content"):
+                times.append(time.perf_counter())
+                text += delta[0]["delta"]["content"]
+    client.close()
+    return times[0] - sent, times, text, headers - sent
+
+
+@pytest.fixture
+def fixed() -> Iterator[str]:
+    yield from serve(Engine("fixed", Timing(ttft_ms=50, itl_ms=10)))
+
+
+def test_non_streaming_usage_matches_the_tokenizer(fixed: str) -> None:
+    client = HTTPClient.from_url(fixed)
+    body = orjson.dumps({"messages": [{"role": "user", "content": "Hello there, mock."}], "max_tokens": 12})
+    resp = orjson.loads(client.post("/v1/chat/completions", body=body).read())
+    tok = load_tokenizer("cl100k_base")
+    assert resp["usage"]["completion_tokens"] == 12 == tok.count(resp["choices"][0]["message"]["content"])
+    assert resp["usage"]["prompt_tokens"] == tok.count("Hello there, mock.")
+
+
+def test_fixed_engine_keeps_its_absolute_schedule_under_load(fixed: str) -> None:
+    jobs = [gevent.spawn(stream, fixed, 20) for _ in range(50)]
+    gevent.joinall(jobs, raise_error=True)
+    # from the response headers (sent when the schedule starts): 50 connections opened at once
+    # on one core delay the headers themselves, not the engine's schedule
+    ttfts = [(j.value[0] - j.value[3]) * 1000 for j in jobs]
+    gaps = [(b - a) * 1000 for j in jobs for a, b in zip(j.value[1], j.value[1][1:], strict=False)]
+    assert statistics.median(ttfts) == pytest.approx(50, abs=3)
+    assert max(ttfts) < 60
+    assert statistics.mean(gaps) == pytest.approx(10.0, abs=0.3)
+    tok = load_tokenizer("cl100k_base")
+    assert all(tok.count(j.value[2]) == 20 for j in jobs)
+
+
+def test_slots_engine_queues_fifo() -> None:
+    for url in serve(Engine("slots", Timing(ttft_ms=20, itl_ms=10), slots=1)):
+        jobs = [gevent.spawn(stream, url, 10) for _ in range(3)]
+        gevent.joinall(jobs, raise_error=True)
+        ttfts = sorted(j.value[0] * 1000 for j in jobs)
+        one = 20 + 9 * 10  # one request's duration
+        assert ttfts[0] == pytest.approx(20, abs=5)
+        assert ttfts[1] == pytest.approx(20 + one, abs=8)
+        assert ttfts[2] == pytest.approx(20 + 2 * one, abs=12)
+
+
+def test_batching_engine_trades_per_stream_speed_for_throughput() -> None:
+    for url in serve(Engine("batching", Timing(ttft_ms=10, itl_ms=10), batch_exponent=0.5)):
+        _, alone, _, _ = stream(url, 20)
+        jobs = [gevent.spawn(stream, url, 20) for _ in range(16)]
+        gevent.joinall(jobs, raise_error=True)
+        solo_itl = (alone[-1] - alone[0]) / 19
+        batch_itl = statistics.median((j.value[1][-1] - j.value[1][0]) / 19 for j in jobs)
+        assert batch_itl == pytest.approx(solo_itl * 16**0.5, rel=0.15)  # step = itl * n ** 0.5
+        assert 16 / batch_itl > 3 * (1 / solo_itl)  # aggregate tokens/s rises
