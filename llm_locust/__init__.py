@@ -30,7 +30,17 @@ _EXPORTS = {
     "state_of": "llm_locust.plugin",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ConfigError",
+    "LLMFailure",
+    "LLMUser",
+    "LadderShape",
+    "RequestRecord",
+    "install",
+    "seed_messages",
+    "set_level",
+    "state_of",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,9 @@ def _fault_spec(text: str) -> tuple[str, float]:
     try:
         p = float(prob) if prob else 1.0
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--fault {text!r}: probability must be a number in [0, 1]") from None
+        raise argparse.ArgumentTypeError(
+            f"--fault {text!r}: probability must be a number in [0, 1]"
+        ) from None
     if not 0.0 <= p <= 1.0:
         raise argparse.ArgumentTypeError(f"--fault {text!r}: probability must be in [0, 1]")
     return kind, p
@@ -48,15 +50,32 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--model", default="mock", help="Model id served (default 'mock')")
     m.add_argument("--engine", choices=ENGINES, default="batching", help="Timing model (default batching)")
     m.add_argument("--ttft-ms", type=_non_negative, default=150.0, help="Time to first token (default 150)")
-    m.add_argument("--itl-ms", type=_non_negative, default=20.0, help="Inter-token latency, alone (default 20)")
-    m.add_argument("--jitter-ms", type=_non_negative, default=0.0, help="Uniform +/- jitter per token (default 0)")
-    m.add_argument("--output-tokens", type=int, default=None, help="Tokens per response (default: max_tokens)")
-    m.add_argument("--max-seqs", type=int, default=256, help="batching: sequences decoded together (default 256)")
-    m.add_argument("--batch-exponent", type=_non_negative, default=0.25,
-                   help="batching: step time = itl * running**exponent (default 0.25)")
+    m.add_argument(
+        "--itl-ms", type=_non_negative, default=20.0, help="Inter-token latency, alone (default 20)"
+    )
+    m.add_argument(
+        "--jitter-ms", type=_non_negative, default=0.0, help="Uniform +/- jitter per token (default 0)"
+    )
+    m.add_argument(
+        "--output-tokens", type=int, default=None, help="Tokens per response (default: max_tokens)"
+    )
+    m.add_argument(
+        "--max-seqs", type=int, default=256, help="batching: sequences decoded together (default 256)"
+    )
+    m.add_argument(
+        "--batch-exponent",
+        type=_non_negative,
+        default=0.25,
+        help="batching: step time = itl * running**exponent (default 0.25)",
+    )
     m.add_argument("--slots", type=int, default=4, help="slots: parallel slots (default 4)")
-    m.add_argument("--fault", type=_fault_spec, action="append", default=[],
-                   help="Inject KIND[:PROBABILITY] at random (repeatable)")
+    m.add_argument(
+        "--fault",
+        type=_fault_spec,
+        action="append",
+        default=[],
+        help="Inject KIND[:PROBABILITY] at random (repeatable)",
+    )
     m.add_argument("--stall-s", type=_non_negative, default=30.0, help="How long a 'stall' fault pauses")
     m.add_argument("--seed", type=int, default=None, help="Random seed for faults and jitter")
     d = sub.add_parser("demo", help="Start the mock and run a short seed ladder against it")
@@ -85,19 +104,33 @@ def _mock(args: Any) -> int:
     if args.output_tokens is not None and args.output_tokens < 0:
         print("llm-locust mock: error: --output-tokens must be >= 0", file=sys.stderr)
         return 2
-    timing = Timing(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, jitter_ms=args.jitter_ms,
-                    output_tokens=args.output_tokens)
-    engine = Engine(args.engine, timing, slots=args.slots, max_seqs=args.max_seqs,
-                    batch_exponent=args.batch_exponent, seed=args.seed)
-    server = MockServer(engine, model=args.model, faults=dict(args.fault), stall_s=args.stall_s, seed=args.seed)
+    timing = Timing(
+        ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, jitter_ms=args.jitter_ms, output_tokens=args.output_tokens
+    )
+    engine = Engine(
+        args.engine,
+        timing,
+        slots=args.slots,
+        max_seqs=args.max_seqs,
+        batch_exponent=args.batch_exponent,
+        seed=args.seed,
+    )
+    server = MockServer(
+        engine, model=args.model, faults=dict(args.fault), stall_s=args.stall_s, seed=args.seed
+    )
     try:
         port = server.start(args.host, args.port)
     except OSError as exc:
-        print(f"llm-locust mock: error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        print(
+            f"llm-locust mock: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
         return 1
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"llm-locust mock: {args.engine} engine serving model {args.model!r} on http://{host}:{port}",
-          flush=True)
+    print(
+        f"llm-locust mock: {args.engine} engine serving model {args.model!r} on http://{host}:{port}",
+        flush=True,
+    )
     import gevent
 
     gevent.signal_handler(signal.SIGTERM, server.stop)
@@ -139,9 +172,23 @@ def _demo(args: Any) -> int:
     proc, url = start_mock_process("--engine", "batching", "--ttft-ms", "150", "--itl-ms", "20")
     try:
         cmd = [
-            sys.executable, "-m", "locust", "-f", args.locustfile, "--headless", "--host", url,
-            "--levels", args.levels, "--level-duration", str(args.level_duration),
-            "--max-tokens", "64", "--only-summary", "--loglevel", "WARNING",
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            args.locustfile,
+            "--headless",
+            "--host",
+            url,
+            "--levels",
+            args.levels,
+            "--level-duration",
+            str(args.level_duration),
+            "--max-tokens",
+            "64",
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
         ]
         if args.llm_json:
             cmd += ["--llm-json", args.llm_json]

@@ -106,7 +106,7 @@ class Histogram:
     def percentile(self, p: float) -> float:
         if not self.count:
             return math.nan
-        value = self._hdr.get_value_at_percentile(p) / _SCALE
+        value = float(self._hdr.get_value_at_percentile(p)) / _SCALE
         return min(max(value, self.min), self.max)
 
     def summary(self, percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> Summary:

@@ -72,7 +72,7 @@ def parse_chunk(data: str) -> Delta:
         raise BadEvent(f"invalid JSON in event: {data[:80]!r}") from exc
     if not isinstance(obj, dict):
         raise BadEvent(f"event is not a JSON object: {data[:80]!r}")
-    if "error" in obj and obj["error"]:
+    if obj.get("error"):
         return Delta(error=_error_text(obj["error"]))
     if obj.get("object") == "error":  # vLLM's in-stream error shape
         return Delta(error=str(obj.get("message", data[:200])))

@@ -17,11 +17,16 @@ import orjson
 
 from llm_locust.errors import ConfigError
 
+#: Shown in the web UI form instead of the API key; submitting it keeps the key given at start-up.
+SECRET_PLACEHOLDER = "********"
+_startup_api_key: list[str] = []
+
 DEFAULT_PROMPT = "Explain in detail how continuous batching works in an LLM inference server."
 
 
 def add_arguments(parser: Any) -> None:
     """Add our options to Locust's parser (``events.init_command_line_parser``)."""
+
     # Locust's own add_argument (not an argument group's) knows include_in_web_ui / is_secret.
     def opt(name: str, **kw: Any) -> None:
         env = "LOCUST_" + name.lstrip("-").replace("-", "_").upper()
@@ -29,21 +34,36 @@ def add_arguments(parser: Any) -> None:
 
     opt("--model", default="", help="Model name; default: the first id from GET {host}/v1/models")
     opt("--max-tokens", type=int, default=256, help="max_tokens of each request (default 256)")
-    opt("--ignore-eos", action="store_true", default=False,
-        help="Ask the server to ignore EOS so every request generates --max-tokens tokens")
+    opt(
+        "--ignore-eos",
+        action="store_true",
+        default=False,
+        help="Ask the server to ignore EOS so every request generates --max-tokens tokens",
+    )
     opt("--temperature", type=float, default=None, help="Sampling temperature (default: server's)")
     opt("--prompt", default="", help=f"User message (default: {DEFAULT_PROMPT!r})")
     opt("--prompt-file", default="", help="Read the user message from this file")
     opt("--system-prompt", default="", help="System message (default: none)")
-    opt("--api-key", default="", is_secret=True,
-        help="Bearer token (default: $OPENAI_API_KEY); never logged or reported")
-    opt("--extra-body", default="", help='JSON object merged into each request body, e.g. \'{"top_k": 1}\'')
-    opt("--request-timeout", type=float, default=600.0,
-        help="Seconds one request may take in all before it fails as 'timeout' (default 600)")
+    opt(
+        "--api-key",
+        default="",
+        is_secret=True,
+        help="Bearer token (default: $OPENAI_API_KEY); never logged or reported",
+    )
+    opt("--extra-body", default="", help="JSON object merged into each request body, e.g. '{\"top_k\": 1}'")
+    opt(
+        "--request-timeout",
+        type=float,
+        default=600.0,
+        help="Seconds one request may take in all before it fails as 'timeout' (default 600)",
+    )
     opt("--llm-json", default="", help="Write the LLM results (vLLM's keys) to this JSON file")
     opt("--llm-csv", default="", help="Write the LLM metric statistics to this CSV file")
-    opt("--tokenizer", default="cl100k_base",
-        help="tiktoken encoding name or path to a tokenizer.json, for counts the server does not give")
+    opt(
+        "--tokenizer",
+        default="cl100k_base",
+        help="tiktoken encoding name or path to a tokenizer.json, for counts the server does not give",
+    )
 
 
 @dataclass(frozen=True)
@@ -113,6 +133,18 @@ def _check_host(host: str | None) -> str:
     return host.rstrip("/")
 
 
+def remember_startup_api_key(value: str | None) -> None:
+    """Keep the key given at start-up (CLI, env, config file) for forms that show the placeholder."""
+    _startup_api_key[:] = [value or os.environ.get("OPENAI_API_KEY", "")]
+
+
+def _api_key(value: str | None) -> str:
+    """--api-key, else $OPENAI_API_KEY; the web UI's placeholder means "the key given at start-up"."""
+    if value == SECRET_PLACEHOLDER:
+        return _startup_api_key[0] if _startup_api_key else ""
+    return value or os.environ.get("OPENAI_API_KEY", "")
+
+
 def config_from_options(options: Any, host: str | None) -> RunConfig:
     """Validate the parsed options; raise :class:`ConfigError` naming the first bad one."""
     max_tokens = options.max_tokens
@@ -156,7 +188,7 @@ def config_from_options(options: Any, host: str | None) -> RunConfig:
         temperature=temperature,
         system_prompt=options.system_prompt,
         prompt=prompt,
-        api_key=options.api_key or os.environ.get("OPENAI_API_KEY", ""),
+        api_key=_api_key(options.api_key),
         extra_body=extra,
         request_timeout_s=timeout,
         llm_json=options.llm_json,

@@ -23,7 +23,13 @@ from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunne
 from llm_locust import openai_chat, report
 from llm_locust.aggregate import Aggregate
 from llm_locust.errors import ConfigError, LLMFailure
-from llm_locust.options import RunConfig, add_arguments, config_from_options
+from llm_locust.options import (
+    SECRET_PLACEHOLDER,
+    RunConfig,
+    add_arguments,
+    config_from_options,
+    remember_startup_api_key,
+)
 from llm_locust.records import CANCELLED, RequestRecord
 from llm_locust.tokenizer import Tokenizer, count_off_loop, load_off_loop
 
@@ -40,8 +46,8 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    events.init_command_line_parser.add_listener(add_arguments)
-    events.init.add_listener(_on_init)
+    events.init_command_line_parser.add_listener(add_arguments)  # type: ignore[no-untyped-call]
+    events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
 
 
 def state_of(environment: Any) -> LLMState:
@@ -167,6 +173,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     state = state_of(environment)
     runner = environment.runner
     options = environment.parsed_options
+    if options is not None:
+        remember_startup_api_key(options.api_key)
     if options is not None and not isinstance(runner, WorkerRunner) and options.headless:
         try:
             config_from_options(options, environment.host)
@@ -177,6 +185,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if options is not None and not isinstance(runner, MasterRunner):
         state.preload_tokenizer(options.tokenizer or "cl100k_base")
 
+    if environment.web_ui is not None:
+        _hide_secrets_in_web_ui(environment.web_ui)
+
     ev = environment.events
     ev.test_start.add_listener(lambda environment, **kw: _on_test_start(state))
     ev.reset_stats.add_listener(lambda **kw: state.aggregate.reset())
@@ -186,7 +197,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         ev.report_to_master.add_listener(lambda client_id, data, **kw: _on_report(state, data))
         ev.test_stop.add_listener(lambda environment, **kw: _worker_flush(state))
         runner.register_message("llm_stop", lambda environment, msg, **kw: _on_llm_stop(state))
-        runner.register_message("llm_level", lambda environment, msg, **kw: _set_level(state, msg.data))
+        runner.register_message(
+            "llm_level", lambda environment, msg, **kw: _set_level(state, msg.data["level"])
+        )
     elif isinstance(runner, MasterRunner):
         ev.worker_report.add_listener(lambda client_id, data, **kw: _on_worker_report(state, client_id, data))
         ev.test_stopping.add_listener(lambda environment, **kw: _master_request_finals(state))
@@ -195,6 +208,20 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if not isinstance(runner, WorkerRunner):
         ev.test_stop.add_listener(lambda environment, **kw: _mark_end(state))
         ev.quit.add_listener(lambda exit_code, **kw: _on_quit(state))
+
+
+def _hide_secrets_in_web_ui(web_ui: Any) -> None:
+    """Locust renders option defaults, secrets included, into the page; show a placeholder instead.
+    A form submitted with the placeholder keeps the key given at start-up (see config_from_options)."""
+    original = web_ui.update_template_args
+
+    def update_template_args() -> None:
+        original()
+        option = web_ui.template_args.get("extra_options", {}).get("api_key")
+        if option and option.get("default_value"):
+            web_ui.template_args["extra_options"]["api_key"] = {**option, "default_value": SECRET_PLACEHOLDER}
+
+    web_ui.update_template_args = update_template_args
 
 
 def _on_spawned(state: LLMState, user_count: int) -> None:
@@ -231,7 +258,7 @@ def set_level(environment: Any, label: str) -> None:
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         for client in runner.clients.all:
-            runner.send_message("llm_level", label, client_id=client.id)
+            runner.send_message("llm_level", {"level": label}, client_id=client.id)
 
 
 def _set_level(state: LLMState, label: Any) -> None:
@@ -320,7 +347,11 @@ def _metadata(state: LLMState) -> dict[str, Any]:
         "model": config.model,
         "users": state.peak_users,
         "workers": len(state.workers_seen) if isinstance(runner, MasterRunner) else None,
-        "mode": "master" if isinstance(runner, MasterRunner) else "local" if isinstance(runner, LocalRunner) else "?",
+        "mode": "master"
+        if isinstance(runner, MasterRunner)
+        else "local"
+        if isinstance(runner, LocalRunner)
+        else "?",
         "options": config.public(),
         "user_classes": sorted(c.__name__ for c in env.user_classes),
         "llm_locust_version": version("llm-locust"),

@@ -182,10 +182,11 @@ def format_levels(levels: list[dict[str, Any]]) -> str:
     )
     lines = ["Per level (requests grouped by the number of users when they were sent)", head]
     for r in levels:
-        tps = f"{_fmt(r['min_tokens_per_s'], 1)} / {_fmt(r['median_tokens_per_s'], 1)} / {_fmt(r['max_tokens_per_s'], 1)}"
+        tps = " / ".join(_fmt(r[f"{k}_tokens_per_s"], 1) for k in ("min", "median", "max"))
+        ttft = f"{_fmt(r['median_ttft_ms'], 1):>10}{_fmt(r['p99_ttft_ms'], 1):>10}"
         lines.append(
             f"{r['users']:>6}{r['completed']:>7}{r['failed']:>6}{r['cancelled']:>5}  {tps:<32}"
-            f"{_fmt(r['median_ttft_ms'], 1):>10}{_fmt(r['p99_ttft_ms'], 1):>10}{_fmt(r['output_throughput'], 1):>17}"
+            f"{ttft}{_fmt(r['output_throughput'], 1):>17}"
         )
     return "\n".join(lines)
 

@@ -18,10 +18,19 @@ _ladder_installed = False
 
 
 def _add_ladder_arguments(parser: Any) -> None:
-    parser.add_argument("--levels", env_var="LOCUST_LEVELS", default=DEFAULT_LEVELS,
-                       help=f"Comma-separated numbers of users, one level each (default {DEFAULT_LEVELS})")
-    parser.add_argument("--level-duration", env_var="LOCUST_LEVEL_DURATION", type=float, default=60.0,
-                       help="Seconds spent at each level (default 60)")
+    parser.add_argument(
+        "--levels",
+        env_var="LOCUST_LEVELS",
+        default=DEFAULT_LEVELS,
+        help=f"Comma-separated numbers of users, one level each (default {DEFAULT_LEVELS})",
+    )
+    parser.add_argument(
+        "--level-duration",
+        env_var="LOCUST_LEVEL_DURATION",
+        type=float,
+        default=60.0,
+        help="Seconds spent at each level (default 60)",
+    )
 
 
 def parse_levels(text: str) -> list[int]:
@@ -38,7 +47,7 @@ def install_ladder() -> None:
     global _ladder_installed
     if not _ladder_installed:
         _ladder_installed = True
-        events.init_command_line_parser.add_listener(_add_ladder_arguments)
+        events.init_command_line_parser.add_listener(_add_ladder_arguments)  # type: ignore[no-untyped-call]
 
 
 class LadderShape(LoadTestShape):
@@ -53,16 +62,18 @@ class LadderShape(LoadTestShape):
     _current: int | None = None
 
     def tick(self) -> tuple[int, float] | None:
-        options = self.runner.environment.parsed_options
+        assert self.runner is not None
+        environment = self.runner.environment
+        options: Any = environment.parsed_options
         levels = parse_levels(options.levels)
         duration = float(options.level_duration)
         if duration <= 0:
             raise ConfigError(f"--level-duration {duration:g} must be > 0 seconds")
-        index = int(self.get_run_time() // duration)
+        index = int(self.get_run_time() // duration)  # type: ignore[no-untyped-call]
         if index >= len(levels):
             return None
         users = levels[index]
         if users != self._current:
             self._current = users
-            set_level(self.runner.environment, str(users))
+            set_level(environment, str(users))
         return users, float(max(users, 1))

@@ -14,7 +14,7 @@ from sseclient import SSEClient
 ReadLine = Callable[[bytes], bytes]
 
 
-class _Lines:
+class _Lines(Iterator[bytes]):
     """Iterates the lines of a response and remembers when the last field line arrived."""
 
     __slots__ = ("_clock", "_readline", "last_field_at_s")
@@ -24,19 +24,15 @@ class _Lines:
         self._clock = clock
         self.last_field_at_s = 0.0
 
-    def __iter__(self) -> Iterator[bytes]:
-        readline = self._readline
-        clock = self._clock
-        while True:
-            line = readline(b"\n")
-            if not line:
-                return
-            # A field line (not a blank separator, not a ":" comment) carries the event's content;
-            # its arrival is the event's arrival.
-            first = line[:1]
-            if first not in (b"\n", b"\r", b":"):
-                self.last_field_at_s = clock()
-            yield line
+    def __next__(self) -> bytes:
+        line = self._readline(b"\n")
+        if not line:
+            raise StopIteration
+        # A field line (not a blank separator, not a ":" comment) carries the event's content;
+        # its arrival is the event's arrival.
+        if line[:1] not in (b"\n", b"\r", b":"):
+            self.last_field_at_s = self._clock()
+        return line
 
     def close(self) -> None:  # SSEClient API
         pass

@@ -108,4 +108,6 @@ def count_off_loop(tokenizer: Tokenizer, text: str) -> int:
 
 
 def load_off_loop(spec: str) -> Tokenizer:
-    return load_tokenizer(spec) if spec in _cache else gevent.get_hub().threadpool.apply(load_tokenizer, (spec,))
+    return (
+        load_tokenizer(spec) if spec in _cache else gevent.get_hub().threadpool.apply(load_tokenizer, (spec,))
+    )

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import gevent
+import orjson
 from gevent import GreenletExit
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
@@ -117,9 +118,7 @@ class LLMUser(User):
             self._http.close()
             self._http = None
 
-    def _send(
-        self, payload: bytes, headers: dict[str, str], timeout_s: float
-    ) -> tuple[RequestRecord, str]:
+    def _send(self, payload: bytes, headers: dict[str, str], timeout_s: float) -> tuple[RequestRecord, str]:
         path = self._llm.path
         for attempt in (0, 1):
             timer = RequestTimer(time.perf_counter)
@@ -236,9 +235,7 @@ class LLMUser(User):
             category = "http_4xx" if status < 500 else "http_5xx"
         return timer.finish(category, f"HTTP {status}: {message}"[:300])
 
-    def _with_token_counts(
-        self, rec: RequestRecord, text: str, msgs: list[dict[str, str]]
-    ) -> RequestRecord:
+    def _with_token_counts(self, rec: RequestRecord, text: str, msgs: list[dict[str, str]]) -> RequestRecord:
         state = self._llm
         need_tokenizer = rec.output_tokens_source != "usage" or rec.input_tokens_source != "usage"
         tokenizer = state.tokenizer(wait=need_tokenizer)
@@ -285,8 +282,8 @@ def _error_message(body: bytes) -> str:
     if not body:
         return "(empty body)"
     try:
-        obj = openai_chat.orjson.loads(body)
-    except openai_chat.orjson.JSONDecodeError:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return body.decode("utf-8", "replace").strip()[:200]
     if isinstance(obj, dict):
         err = obj.get("error", obj)

@@ -84,11 +84,24 @@ def run_locust(
     """Run ``locust --headless`` and load our JSON results."""
     out_json = tmp_path / "results.json"
     cmd = [
-        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", host,
-        "--llm-json", str(out_json), *args,
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--host",
+        host,
+        "--llm-json",
+        str(out_json),
+        *args,
     ]
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout_s, cwd=tmp_path,
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=tmp_path,
         env={**os.environ, **(env or {})},
     )
     results = json.loads(out_json.read_text()) if out_json.exists() else None

@@ -9,8 +9,9 @@ from conftest import LOCUSTFILES, TEST_LOCUSTFILES, run_locust
 
 def test_known_timing_and_exact_tokens(tmp_path: Path, mock_engine) -> None:
     mock = mock_engine("--engine", "fixed", "--ttft-ms", "200", "--itl-ms", "25", "--output-tokens", "20")
-    run = run_locust(tmp_path, mock.url, "-u", "4", "-r", "4", "-t", "4s", "--stop-timeout", "5",
-                     "--model", "mock")
+    run = run_locust(
+        tmp_path, mock.url, "-u", "4", "-r", "4", "-t", "4s", "--stop-timeout", "5", "--model", "mock"
+    )
     assert run.returncode == 0, run.output
     res = run.results
     assert res is not None
@@ -39,15 +40,36 @@ def test_known_timing_and_exact_tokens(tmp_path: Path, mock_engine) -> None:
 
 
 def test_every_fault_category_counted_exactly_once(tmp_path: Path, mock_engine) -> None:
-    mock = mock_engine("--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "5", "--output-tokens", "10",
-                       "--stall-s", "3")
-    run = run_locust(tmp_path, mock.url, "-u", "1", "-r", "1", "-t", "60s", "--request-timeout", "1",
-                     "--model", "mock", locustfile=TEST_LOCUSTFILES / "faults.py")
+    mock = mock_engine(
+        "--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "5", "--output-tokens", "10", "--stall-s", "3"
+    )
+    run = run_locust(
+        tmp_path,
+        mock.url,
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "60s",
+        "--request-timeout",
+        "1",
+        "--model",
+        "mock",
+        locustfile=TEST_LOCUSTFILES / "faults.py",
+    )
     res = run.results
     assert res is not None, run.output
     assert res["failures"] == {
-        "http_4xx": 1, "http_429": 1, "http_5xx": 1, "timeout": 1, "reset_mid_stream": 1, "bad_event": 1,
-        "server_error_event": 1, "truncated": 1, "empty": 1,
+        "http_4xx": 1,
+        "http_429": 1,
+        "http_5xx": 1,
+        "timeout": 1,
+        "reset_mid_stream": 1,
+        "bad_event": 1,
+        "server_error_event": 1,
+        "truncated": 1,
+        "empty": 1,
     }, run.output
     assert (res["failed"], res["completed"], res["cancelled"]) == (9, 1, 0), (mock.stats(), run.output)
     assert run.returncode == 1  # Locust's exit code on failed requests
@@ -69,8 +91,22 @@ def test_unreachable_host_fails_as_connect_and_run_ends_cleanly(tmp_path: Path) 
 
 def test_processes_2_totals_equal_what_the_mock_served(tmp_path: Path, mock_engine) -> None:
     mock = mock_engine("--engine", "batching", "--ttft-ms", "50", "--itl-ms", "10", "--output-tokens", "30")
-    run = run_locust(tmp_path, mock.url, "--processes", "2", "-u", "20", "-r", "20", "-t", "4s",
-                     "--stop-timeout", "10", "--model", "mock")
+    run = run_locust(
+        tmp_path,
+        mock.url,
+        "--processes",
+        "2",
+        "-u",
+        "20",
+        "-r",
+        "20",
+        "-t",
+        "4s",
+        "--stop-timeout",
+        "10",
+        "--model",
+        "mock",
+    )
     assert run.returncode == 0, run.output
     res = run.results
     assert res is not None
@@ -90,8 +126,9 @@ def test_processes_2_totals_equal_what_the_mock_served(tmp_path: Path, mock_engi
 
 def test_streams_cut_by_the_end_are_cancelled_not_successes(tmp_path: Path, mock_engine) -> None:
     mock = mock_engine("--engine", "fixed", "--ttft-ms", "100", "--itl-ms", "50", "--output-tokens", "30")
-    run = run_locust(tmp_path, mock.url, "--processes", "2", "-u", "10", "-r", "10", "-t", "3s",
-                     "--model", "mock")
+    run = run_locust(
+        tmp_path, mock.url, "--processes", "2", "-u", "10", "-r", "10", "-t", "3s", "--model", "mock"
+    )
     assert run.returncode == 0, run.output
     res = run.results
     assert res is not None
@@ -106,8 +143,17 @@ def test_streams_cut_by_the_end_are_cancelled_not_successes(tmp_path: Path, mock
 
 def test_seed_ladder_reports_one_row_per_level(tmp_path: Path, mock_engine) -> None:
     mock = mock_engine("--engine", "batching", "--ttft-ms", "30", "--itl-ms", "5", "--output-tokens", "20")
-    run = run_locust(tmp_path, mock.url, "--levels", "1,4", "--level-duration", "2", "--stop-timeout", "3",
-                     locustfile=LOCUSTFILES / "seed_benchmark.py")
+    run = run_locust(
+        tmp_path,
+        mock.url,
+        "--levels",
+        "1,4",
+        "--level-duration",
+        "2",
+        "--stop-timeout",
+        "3",
+        locustfile=LOCUSTFILES / "seed_benchmark.py",
+    )
     assert run.returncode == 0, run.output
     res = run.results
     assert res is not None

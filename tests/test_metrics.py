@@ -20,8 +20,12 @@ class FakeClock:
         return self.t
 
 
-def make_record(ttft_ms: float = 200.0, gaps_ms: tuple[float, ...] = (20.0, 30.0, 10.0), tokens: int = 4,
-                reasoning_first: int = 0):
+def make_record(
+    ttft_ms: float = 200.0,
+    gaps_ms: tuple[float, ...] = (20.0, 30.0, 10.0),
+    tokens: int = 4,
+    reasoning_first: int = 0,
+):
     clock = FakeClock()
     timer = RequestTimer(clock)  # sent at t=100
     clock.t += 0.005
@@ -32,8 +36,14 @@ def make_record(ttft_ms: float = 200.0, gaps_ms: tuple[float, ...] = (20.0, 30.0
         at += gap / 1000
         timer.text(at, visible=i >= reasoning_first)
     clock.t = at + 0.001
-    return timer.finish("ok", done_at_s=at + 0.0005, output_tokens=tokens, output_tokens_source="usage",
-                        input_tokens=7, input_tokens_source="usage")
+    return timer.finish(
+        "ok",
+        done_at_s=at + 0.0005,
+        output_tokens=tokens,
+        output_tokens_source="usage",
+        input_tokens=7,
+        input_tokens_source="usage",
+    )
 
 
 def test_definitions_match_metrics_md() -> None:

@@ -28,8 +28,9 @@ def serve(engine: Engine) -> Iterator[str]:
 def stream(url: str, max_tokens: int) -> tuple[float, list[float], str, float]:
     """Return (ttft_s, token arrival times, text, headers_s) of one streamed request."""
     client = HTTPClient.from_url(url, concurrency=1)
-    body = orjson.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens,
-                         "stream": True})
+    body = orjson.dumps(
+        {"messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens, "stream": True}
+    )
     sent = time.perf_counter()
     resp = client.post("/v1/chat/completions", body=body)
     headers = time.perf_counter()

@@ -45,7 +45,9 @@ def test_usage_chunk_with_empty_choices() -> None:
 
 
 def test_usage_on_last_content_chunk() -> None:
-    d = parse_chunk(chunk({"content": "x"}, finish="stop", usage={"prompt_tokens": 1, "completion_tokens": 2}))
+    d = parse_chunk(
+        chunk({"content": "x"}, finish="stop", usage={"prompt_tokens": 1, "completion_tokens": 2})
+    )
     assert (d.content, d.finish_reason, d.completion_tokens) == ("x", "stop", 2)
 
 
@@ -55,15 +57,25 @@ def test_error_objects_in_stream() -> None:
     assert parse_chunk('{"error": "plain"}').error == "plain"
 
 
-@pytest.mark.parametrize("data", ['{"choices": [{"delta": {"content": "x"}', "[1, 2]", '{"foo": 1}', "nonsense"])
+@pytest.mark.parametrize(
+    "data", ['{"choices": [{"delta": {"content": "x"}', "[1, 2]", '{"foo": 1}', "nonsense"]
+)
 def test_bad_events(data: str) -> None:
     with pytest.raises(BadEvent):
         parse_chunk(data)
 
 
 def test_body_asks_for_usage_and_merges_extra_body() -> None:
-    body = orjson.loads(build_body(model="m", messages=[{"role": "user", "content": "q"}], max_tokens=8,
-                                   temperature=0.0, ignore_eos=True, extra_body={"top_k": 1, "max_tokens": 9}))
+    body = orjson.loads(
+        build_body(
+            model="m",
+            messages=[{"role": "user", "content": "q"}],
+            max_tokens=8,
+            temperature=0.0,
+            ignore_eos=True,
+            extra_body={"top_k": 1, "max_tokens": 9},
+        )
+    )
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["ignore_eos"] is True and body["temperature"] == 0.0 and body["top_k"] == 1
     assert body["max_tokens"] == 9  # --extra-body wins

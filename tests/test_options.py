@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_locust
 
 
@@ -43,8 +42,18 @@ def test_bad_host_scheme(tmp_path: Path) -> None:
 
 
 def test_unknown_tokenizer(tmp_path: Path) -> None:
-    run = run_locust(tmp_path, "http://127.0.0.1:9", "-u", "1", "-t", "1s", "--model", "m",
-                     "--tokenizer", "no_such_encoding")
+    run = run_locust(
+        tmp_path,
+        "http://127.0.0.1:9",
+        "-u",
+        "1",
+        "-t",
+        "1s",
+        "--model",
+        "m",
+        "--tokenizer",
+        "no_such_encoding",
+    )
     assert run.returncode == 1
     assert "--tokenizer 'no_such_encoding' is neither a tiktoken encoding" in one_line_error(run.output)
 
@@ -65,8 +74,17 @@ def test_unknown_flag_is_locusts_one_line_error(tmp_path: Path) -> None:
 def test_options_from_env_and_config_file_reach_the_request(tmp_path: Path, mock_engine) -> None:
     mock = mock_engine("--engine", "fixed", "--ttft-ms", "5", "--itl-ms", "1")
     (tmp_path / "locust.conf").write_text("max-tokens = 7\nprompt = hello from the config file\n")
-    run = run_locust(tmp_path, mock.url, "-u", "1", "-t", "2s", "--stop-timeout", "2",
-                     env={"LOCUST_MODEL": "mock", "LOCUST_API_KEY": "sk-secret-value-123"})
+    run = run_locust(
+        tmp_path,
+        mock.url,
+        "-u",
+        "1",
+        "-t",
+        "2s",
+        "--stop-timeout",
+        "2",
+        env={"LOCUST_MODEL": "mock", "LOCUST_API_KEY": "sk-secret-value-123"},
+    )
     assert run.returncode == 0, run.output
     res = run.results
     assert res is not None

@@ -26,8 +26,8 @@ class FakeBody:
     def readline(self, sep: bytes) -> bytes:
         while sep not in self._buf:
             if not self._chunks:
-                line, self._buf = self._buf, b""
-                return b"" if not line else b""  # like geventhttpclient: partial tail is dropped
+                self._buf = b""  # like geventhttpclient: a tail without a newline is dropped
+                return b""
             self._buf += self._chunks.pop(0)
             self.now += 1.0
         i = self._buf.index(sep) + len(sep)
@@ -73,7 +73,10 @@ def test_one_byte_at_a_time() -> None:
 def test_split_at_every_pair_of_offsets_in_a_short_stream() -> None:
     short = b'data: {"x": "\xc3\xa9"}\r\n\r\ndata: [DONE]\r\n\r\n'
     for i, j in itertools.combinations(range(1, len(short)), 2):
-        assert events([short[:i], short[i:j], short[j:]]) == [("message", '{"x": "é"}'), ("message", "[DONE]")]
+        assert events([short[:i], short[i:j], short[j:]]) == [
+            ("message", '{"x": "é"}'),
+            ("message", "[DONE]"),
+        ]
 
 
 def test_each_event_is_stamped_when_its_line_arrived() -> None:

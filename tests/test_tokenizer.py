@@ -57,7 +57,7 @@ def test_bad_tokenizer_names_the_option(tmp_path: Path) -> None:
         load_tokenizer(str(tmp_path / "missing.json"))
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    with pytest.raises(ConfigError, match="not a valid tokenizer.json"):
+    with pytest.raises(ConfigError, match=r"not a valid tokenizer\.json"):
         load_tokenizer(str(bad))
 
 

@@ -27,15 +27,13 @@ from gevent.lock import Semaphore
 
 #: Words that are one cl100k_base token each with a leading space, and stay one token each when
 #: concatenated: usage.completion_tokens equals what a cl100k_base tokenizer counts on the text.
-WORDS: tuple[str, ...] = tuple(
-    " " + w
-    for w in (
-        "the of and to in is for on that with as was by at be it from this are or an not have but "
-        "they his all which one you had were their has more can will her been there would who about "
-        "when so what also its into some other them than only up time out these like new we most two "
-        "after first water light model token server batch queue engine stream fast slow small large"
-    ).split()
-)
+_WORD_TEXT = """
+    the of and to in is for on that with as was by at be it from this are or an not have but they his
+    all which one you had were their has more can will her been there would who about when so what also
+    its into some other them than only up time out these like new we most two after first water light
+    model token server batch queue engine stream fast slow small large
+"""
+WORDS: tuple[str, ...] = tuple(" " + w for w in _WORD_TEXT.split())
 
 ENGINES = ("batching", "slots", "fixed")
 
@@ -95,12 +93,13 @@ class Engine:
         """Time between two tokens of one stream, given the current load."""
         itl = self.timing.itl_ms / 1000.0
         if self.kind == "batching" and self.running > 1:
-            return itl * self.running**self.batch_exponent
+            slowdown: float = float(self.running) ** self.batch_exponent
+            return itl * slowdown
         return itl
 
     def jitter_s(self) -> float:
         j = self.timing.jitter_ms
-        return self._rng.uniform(-j, j) / 1000.0 if j > 0 else 0.0
+        return float(self._rng.uniform(-j, j)) / 1000.0 if j > 0 else 0.0
 
     def output_tokens(self, requested: int | None) -> int:
         if self.timing.output_tokens is not None:

@@ -26,10 +26,26 @@ from gevent.server import StreamServer
 
 from llm_locust.mock.engine import WORDS, Engine, sleep_until
 
-FAULTS = ("http_500", "http_429", "http_400", "reset", "malformed", "error_event", "stall", "truncated", "empty")
+FAULTS = (
+    "http_500",
+    "http_429",
+    "http_400",
+    "reset",
+    "malformed",
+    "error_event",
+    "stall",
+    "truncated",
+    "empty",
+)
 _MAX_BODY = 16 * 1024 * 1024
-_STATUS = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 429: "Too Many Requests",
-           500: "Internal Server Error"}
+_STATUS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
 class _PromptCounter:
@@ -158,8 +174,9 @@ class MockServer:
         }
 
     @staticmethod
-    def _send_json(sock: socket.socket, status: int, obj: Any, *, close: bool = False,
-                   extra: str = "") -> bool:
+    def _send_json(
+        sock: socket.socket, status: int, obj: Any, *, close: bool = False, extra: str = ""
+    ) -> bool:
         payload = orjson.dumps(obj)
         head = (
             f"HTTP/1.1 {status} {_STATUS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
@@ -218,24 +235,46 @@ class MockServer:
     def _complete(self, sock: socket.socket, rid: str, n: int, prompt_tokens: int, fault: str | None) -> bool:
         with self.engine.admitted():
             start = at = time.perf_counter()
-            for at, _ in zip(self.engine.schedule(start), range(n), strict=False):
+            for at, _ in zip(self.engine.schedule(start), range(n), strict=False):  # noqa: B007 (last one)
                 pass
             sleep_until(at)
         text = "".join(WORDS[i % len(WORDS)] for i in range(n))
         self.stats["ok"] += 1
         self.stats["output_tokens"] += n
         self.stats["prompt_tokens"] += prompt_tokens
-        return self._send_json(sock, 200, {
-            "id": rid, "object": "chat.completion", "created": int(time.time()), "model": self.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n},
-        })
+        return self._send_json(
+            sock,
+            200,
+            {
+                "id": rid,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.model,
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": n,
+                    "total_tokens": prompt_tokens + n,
+                },
+            },
+        )
 
-    def _stream(self, sock: socket.socket, rid: str, n: int, prompt_tokens: int, include_usage: bool,
-                fault: str | None) -> str:
+    def _stream(
+        self,
+        sock: socket.socket,
+        rid: str,
+        n: int,
+        prompt_tokens: int,
+        include_usage: bool,
+        fault: str | None,
+    ) -> str:
         """Write one SSE stream; return the outcome counted in /mock/stats."""
-        head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                b"Transfer-Encoding: chunked\r\n\r\n")
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         prefix = (
             f'data: {{"id":"{rid}","object":"chat.completion.chunk","created":{int(time.time())},'
             f'"model":"{self.model}","choices":[{{"index":0,"delta":'
@@ -255,13 +294,23 @@ class MockServer:
                         return result
                 sleep_until(at)
                 word = WORDS[(offset + k) % len(WORDS)]
-                sock.sendall(_chunk(prefix + b'{"content":"' + word.encode() + b'"},"logprobs":null,'
-                                    b'"finish_reason":null}]}\n\n'))
+                sock.sendall(
+                    _chunk(
+                        prefix + b'{"content":"' + word.encode() + b'"},"logprobs":null,'
+                        b'"finish_reason":null}]}\n\n'
+                    )
+                )
         tail = prefix + b'{},"logprobs":null,"finish_reason":"' + (b"length" if n else b"stop") + b'"}]}\n\n'
         if include_usage:
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
-            tail += (f'data: {{"id":"{rid}","object":"chat.completion.chunk","model":"{self.model}",'
-                     f'"choices":[],"usage":{orjson.dumps(usage).decode()}}}\n\n').encode()
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": n,
+                "total_tokens": prompt_tokens + n,
+            }
+            tail += (
+                f'data: {{"id":"{rid}","object":"chat.completion.chunk","model":"{self.model}",'
+                f'"choices":[],"usage":{orjson.dumps(usage).decode()}}}\n\n'
+            ).encode()
         sock.sendall(_chunk(tail + b"data: [DONE]\n\n") + b"0\r\n\r\n")
         return fault or "ok"
 

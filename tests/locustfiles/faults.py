@@ -5,7 +5,17 @@ from locust import task
 
 from llm_locust import LLMUser
 
-FAULTS = ["http_500", "http_429", "http_400", "reset", "malformed", "error_event", "stall", "truncated", "empty"]
+FAULTS = [
+    "http_500",
+    "http_429",
+    "http_400",
+    "reset",
+    "malformed",
+    "error_event",
+    "stall",
+    "truncated",
+    "empty",
+]
 
 
 class FaultUser(LLMUser):

@@ -1,0 +1,33 @@
+# The same commands locally and in CI. Each target creates the virtualenv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## make demo: the mock engine + a short seed ladder (1 -> 8 -> 32 users), then the summary
+demo: $(STAMP)
+	$(VENV)/bin/llm-locust demo
+
+## make test: every test (about 3 minutes on 2 cores)
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## make check: lint and types
+check: $(STAMP)
+	$(VENV)/bin/ruff check llm_locust tests bench locustfiles
+	$(VENV)/bin/mypy
+
+## make bench: client capacity, timing error and memory per user against the mock
+bench: $(STAMP)
+	$(PY) bench/client_capacity.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,84 @@
+"""The web UI: LLM rows appear while the test runs, out of the total; options are in the form."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from conftest import LOCUSTFILES
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read()  # type: ignore[no-any-return]
+
+
+def test_llm_rows_live_in_the_web_ui(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine("--engine", "fixed", "--ttft-ms", "50", "--itl-ms", "10", "--output-tokens", "10")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILES / "chat.py"),
+            "--host",
+            mock.url,
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(port),
+            "--autostart",
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "20s",
+            "--autoquit",
+            "0",
+            "--api-key",
+            "sk-do-not-show-42",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        rows: dict[str, dict] = {}
+        while time.monotonic() < deadline:
+            try:
+                stats = json.loads(get(f"http://127.0.0.1:{port}/stats/requests"))
+            except OSError:
+                time.sleep(0.2)
+                continue
+            rows = {r["name"]: r for r in stats["stats"]}
+            if stats["state"] == "running" and rows.get("TTFT", {}).get("num_requests", 0) >= 6:
+                break
+            time.sleep(0.2)
+        assert {"TTFT", "TPOT", "ITL", "E2E", "/v1/chat/completions", "Aggregated"} <= set(rows), rows.keys()
+        post = rows["/v1/chat/completions"]["num_requests"]
+        assert rows["Aggregated"]["num_requests"] == post  # metric rows do not inflate the total
+        assert rows["ITL"]["num_requests"] >= 9 * rows["TTFT"]["num_requests"] > 0
+        assert 50 <= rows["TTFT"]["median_response_time"] <= 60
+        page = get(f"http://127.0.0.1:{port}/").decode()
+        assert "max_tokens" in page and "extra_body" in page  # our options are in the start form
+        assert "sk-do-not-show-42" not in page
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "sk-do-not-show-42" not in out
