@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="Start the mock and run a short seed ladder against it")
     d.add_argument("--locustfile", default="locustfiles/seed_benchmark.py")
     d.add_argument("--levels", default="1,8,32")
-    d.add_argument("--level-duration", default="5")
+    d.add_argument("--level-duration", default="6")
     d.add_argument("--llm-json", default="")
     return parser
 
@@ -186,6 +186,8 @@ def _demo(args: Any) -> int:
             str(args.level_duration),
             "--max-tokens",
             "64",
+            "--stop-timeout",
+            "30",
             "--only-summary",
             "--loglevel",
             "WARNING",

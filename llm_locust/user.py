@@ -109,7 +109,9 @@ class LLMUser(User):
                 config.host,
                 concurrency=1,
                 connection_timeout=min(config.request_timeout_s, 30.0),
-                network_timeout=config.request_timeout_s,
+                # No per-read socket timeout: it would arm a timer for every read of every token.
+                # --request-timeout is enforced once per request by a gevent.Timeout instead.
+                network_timeout=None,
             )
         return self._http
 

@@ -293,6 +293,7 @@ class MockServer:
                     if result is not None:
                         return result
                 sleep_until(at)
+                self.stats["tokens_sent"] += 1
                 word = WORDS[(offset + k) % len(WORDS)]
                 sock.sendall(
                     _chunk(

@@ -1,0 +1,171 @@
+"""Client capacity, timing error and memory per user of llm-locust against the mock engine.
+
+Method (as in shared/docs/performance.md): the mock engine on core 0, one Locust process on core 1
+(``taskset``), closed loop, 100 tokens per response. The client's CPU (user + sys from /proc) and
+the token events the mock sent are counted over a steady window after all users have spawned.
+Each configuration runs at about 10k token events/s: ITL = users / 10k s.
+
+    python bench/client_capacity.py [--users 100,1000,2000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from llm_locust.cli import start_mock_process  # noqa: E402
+
+TTFT_MS = 100.0
+TOKENS = 100
+EVENTS_PER_S = 10_000
+
+
+def pin(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def mock_stats(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(url + "/mock/stats", timeout=5) as r:
+        return json.loads(r.read())["served"]  # type: ignore[no-any-return]
+
+
+def run(users: int, seconds: float) -> dict[str, float]:
+    itl_ms = users / EVENTS_PER_S * 1000
+    mock, url = start_mock_process(
+        "--engine", "fixed", "--ttft-ms", str(TTFT_MS), "--itl-ms", f"{itl_ms:g}",
+        "--output-tokens", str(TOKENS),
+    )  # fmt: skip
+    subprocess.run(["taskset", "-pc", "0", str(mock.pid)], capture_output=True, check=False)
+    out = Path(tempfile.mkdtemp()) / "r.json"
+    spawn_s = max(2.0, users / 500)
+    warm_s = spawn_s + TTFT_MS / 1000 + 2
+    cmd = [
+        *pin(1), sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "chat.py"), "--headless",
+        "--host", url, "-u", str(users), "-r", str(users / spawn_s), "-t", f"{int(warm_s + seconds + 2)}s",
+        "--model", "mock", "--llm-json", str(out), "--only-summary", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    client = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(warm_s)
+        cpu0, ev0, t0 = cpu_s(client.pid), mock_stats(url).get("tokens_sent", 0), time.monotonic()
+        time.sleep(seconds / 2)
+        rss = rss_kib(client.pid)
+        time.sleep(seconds / 2)
+        cpu1, ev1, t1 = cpu_s(client.pid), mock_stats(url).get("tokens_sent", 0), time.monotonic()
+        _, err = client.communicate(timeout=120)
+    finally:
+        mock.terminate()
+        mock.wait(timeout=10)
+    if not out.exists():
+        raise RuntimeError(f"locust wrote no results (exit {client.returncode}): {err[-2000:]}")
+    res = json.loads(out.read_text())
+    events = ev1 - ev0
+    return {
+        "users": users,
+        "itl_ms": itl_ms,
+        "events_per_s": events / (t1 - t0),
+        "cpu_share": (cpu1 - cpu0) / (t1 - t0),
+        "events_per_cpu_s": events / max(cpu1 - cpu0, 1e-9),
+        "ttft_err_p50": res["median_ttft_ms"] - TTFT_MS,
+        "ttft_err_p99": res["p99_ttft_ms"] - TTFT_MS,
+        "itl_err_p50": res["median_itl_ms"] - itl_ms,
+        "itl_err_p99": res["p99_itl_ms"] - itl_ms,
+        "itl_err_mean": res["mean_itl_ms"] - itl_ms,
+        "rss_mib": rss / 1024,
+        "completed": res["completed"],
+        "failed": res["failed"],
+    }
+
+
+def sse_layer_cost_us() -> tuple[float, float]:
+    """µs per event: sseclient-py framing via our reader vs a bare readline loop (same lines)."""
+    from llm_locust.sse import iter_events
+
+    line = b'data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" the"}}]}\n'
+    n = 200_000
+    lines = [line, b"\n"] * n
+
+    def reader() -> object:
+        it = iter(lines)
+        return lambda sep: next(it, b"")
+
+    clock = time.perf_counter
+    readline = reader()
+    t = time.perf_counter()
+    for _ in iter_events(readline, clock):  # type: ignore[arg-type]
+        pass
+    with_sse = (time.perf_counter() - t) / n * 1e6
+    readline = reader()
+    t = time.perf_counter()
+    while True:
+        raw = readline(b"\n")  # type: ignore[operator]
+        if not raw:
+            break
+        if raw.startswith(b"data:"):
+            clock()
+    bare = (time.perf_counter() - t) / n * 1e6
+    return with_sse, bare
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", default="100,1000,2000")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    rows = [run(int(u), args.seconds) for u in args.users.split(",")]
+    print(f"\nllm-locust client capacity vs the mock (fixed engine, TTFT {TTFT_MS:g} ms, {TOKENS} tokens/response,")
+    print(f"~{EVENTS_PER_S} token events/s offered; mock on core 0, one Locust process on core 1)\n")
+    head = (
+        "| users | ITL ms | events/s | client CPU | events per CPU-s | ΔTTFT p50 / p99 ms | ΔITL mean / p50 / p99 ms"
+        " | RSS MiB | KiB per user | ok / failed |"
+    )
+    print(head)
+    print("|" + "---|" * 10)
+    base = rows[0]
+    for r in rows:
+        per_user = (
+            (r["rss_mib"] - base["rss_mib"]) * 1024 / (r["users"] - base["users"]) if r is not base else float("nan")
+        )
+        print(
+            f"| {r['users']:.0f} | {r['itl_ms']:g} | {r['events_per_s']:,.0f} | {r['cpu_share']:.0%} | "
+            f"{r['events_per_cpu_s']:,.0f} | {r['ttft_err_p50']:+.2f} / {r['ttft_err_p99']:+.2f} | "
+            f"{r['itl_err_mean']:+.3f} / {r['itl_err_p50']:+.2f} / {r['itl_err_p99']:+.2f} | {r['rss_mib']:.1f} | "
+            f"{per_user:.1f} | {r['completed']:.0f} / {r['failed']:.0f} |"
+        )
+    print("\nKiB per user = marginal RSS over the first row.")
+    with_sse, bare = sse_layer_cost_us()
+    best = max(r["events_per_cpu_s"] for r in rows)
+    share = (with_sse - bare) / (1e6 / best)
+    print(
+        f"SSE framing (sseclient-py through llm_locust.sse): {with_sse:.2f} µs/event vs bare readline loop "
+        f"{bare:.2f} µs/event: +{with_sse - bare:.2f} µs = {share:.1%} of the client's CPU per event "
+        f"at {best:,.0f} events/CPU-s (limit for keeping sseclient-py: 15 %)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
