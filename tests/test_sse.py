@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 
@@ -93,3 +94,50 @@ def test_events_come_out_before_the_stream_ends() -> None:
     it = iter_events(body.readline, body.clock)
     assert next(it)[1] == "a"
     assert body._chunks == [b"data: b\n\n"]  # the second chunk was not read yet
+
+
+def sseclient_events(chunks: list[bytes]) -> list[tuple[str, str]]:
+    """The reference: sseclient-py on the same chunks."""
+    from sseclient import SSEClient
+
+    class Source:
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            return iter(chunks)
+
+        def close(self) -> None:
+            pass
+
+    return [(e.event, e.data) for e in SSEClient(Source()).events()]
+
+
+def random_stream(rng: random.Random) -> bytes:
+    eol = rng.choice([b"\n", b"\r\n"])
+    values = ["", "[DONE]", '{"choices": [{"delta": {"content": " hé"}}]}', "a:b:c", "  two spaces", "😀 x"]
+    out = b""
+    for _ in range(rng.randint(1, 6)):
+        if rng.random() < 0.3:
+            out += b": comment" + eol
+        if rng.random() < 0.3:
+            out += b"event: " + rng.choice([b"error", b"message", b""]) + eol
+        if rng.random() < 0.2:
+            out += b"id: 42" + eol + b"retry: 100" + eol
+        for _ in range(rng.randint(0 if rng.random() < 0.1 else 1, 3)):
+            sep = rng.choice([b": ", b":"])
+            out += b"data" + sep + rng.choice(values).encode() + eol
+        out += eol
+    if rng.random() < 0.2:
+        out += b"data: tail without blank line" + eol
+    return out
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_same_events_as_sseclient_py(seed: int) -> None:
+    rng = random.Random(seed)
+    stream = random_stream(rng)
+    cuts = sorted(rng.sample(range(1, len(stream)), k=min(len(stream) - 1, rng.randint(0, 6))))
+    chunks = [stream[i:j] for i, j in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    assert events(chunks) == sseclient_events(chunks) == sseclient_events([stream])
+
+
+def test_reference_agrees_on_the_fixed_stream() -> None:
+    assert sseclient_events([STREAM]) == EXPECTED
