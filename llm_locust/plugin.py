@@ -161,12 +161,18 @@ def _log_metric_rows(stats: Any, rec: RequestRecord) -> None:
 
 # -- listeners --------------------------------------------------------------------------------
 def _fail(environment: Any, message: str) -> None:
-    """A bad option: one line, then stop the run with exit code 1."""
+    """A bad option: one line, then end the run with exit code 1 (headless) or stop the test and
+    keep the web UI up so the form can be corrected."""
     logger.error("%s", message)
-    environment.process_exit_code = 1
     runner = environment.runner
-    if runner is not None and not isinstance(runner, WorkerRunner):
+    if runner is None or isinstance(runner, WorkerRunner):
+        return
+    options = environment.parsed_options
+    if options is None or options.headless:
+        environment.process_exit_code = 1
         gevent.spawn(runner.quit)
+    else:
+        gevent.spawn(runner.stop)
 
 
 def _on_init(environment: Any, **_kw: Any) -> None:

@@ -9,10 +9,10 @@ GIL, so the loop that timestamps streamed events keeps running.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Protocol
 
 import gevent
+from gevent import monkey
 
 from llm_locust.errors import ConfigError
 
@@ -49,7 +49,8 @@ class _HFTokenizer:
 
 
 _cache: dict[str, Tokenizer] = {}
-_lock = threading.Lock()
+# A real OS lock even under gevent's monkey-patching: it is taken in thread-pool threads.
+_lock = monkey.get_original("threading", "Lock")()
 
 
 def load_tokenizer(spec: str) -> Tokenizer:
@@ -108,6 +109,11 @@ def count_off_loop(tokenizer: Tokenizer, text: str) -> int:
 
 
 def load_off_loop(spec: str) -> Tokenizer:
-    return (
-        load_tokenizer(spec) if spec in _cache else gevent.get_hub().threadpool.apply(load_tokenizer, (spec,))
-    )
+    """Load in gevent's thread pool. Modules are imported here first: importing tiktoken for the first
+    time inside a worker thread of a monkey-patched process hangs."""
+    if spec in _cache:
+        return _cache[spec]
+    check_spec(spec)  # imports tiktoken / validates the path, on this thread
+    if _is_path(spec):
+        import tokenizers  # noqa: F401
+    return gevent.get_hub().threadpool.apply(load_tokenizer, (spec,))  # type: ignore[no-any-return]
