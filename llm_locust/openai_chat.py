@@ -25,6 +25,8 @@ class Delta(NamedTuple):
     completion_tokens: int | None = None
     prompt_tokens: int | None = None
     error: str | None = None
+    #: llama.cpp's non-standard ``timings`` object (prompt_n, prompt_ms, predicted_n, predicted_ms)
+    timings: dict[str, Any] | None = None
 
 
 _EMPTY = Delta()
@@ -81,20 +83,23 @@ def parse_chunk(data: str) -> Delta:
     if not isinstance(choices, list):
         raise BadEvent(f"event has no 'choices' list: {data[:80]!r}")
     usage = obj.get("usage")
+    timings = obj.get("timings")
+    if timings is not None and not isinstance(timings, dict):
+        timings = None
     completion_tokens = prompt_tokens = None
     if isinstance(usage, dict):
         completion_tokens = usage.get("completion_tokens")
         prompt_tokens = usage.get("prompt_tokens")
     if not choices:
-        if usage is None:
+        if usage is None and timings is None:
             return _EMPTY
-        return Delta(completion_tokens=completion_tokens, prompt_tokens=prompt_tokens)
+        return Delta(completion_tokens=completion_tokens, prompt_tokens=prompt_tokens, timings=timings)
     choice = choices[0]
     delta = choice.get("delta") or {}
     content = delta.get("content") or ""
     reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
     finish = choice.get("finish_reason")
-    if not (content or reasoning or finish or completion_tokens is not None):
+    if not (content or reasoning or finish or completion_tokens is not None or timings is not None):
         return _EMPTY
     return Delta(
         content=content,
@@ -102,4 +107,5 @@ def parse_chunk(data: str) -> Delta:
         finish_reason=finish,
         completion_tokens=completion_tokens,
         prompt_tokens=prompt_tokens,
+        timings=timings,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 OK = "ok"
 CANCELLED = "cancelled"
@@ -54,6 +55,8 @@ class RequestRecord:
     input_tokens: int
     input_tokens_source: str
     tokenizer_output_tokens: int | None = None
+    #: what the server said about its own timing, when it says (llama.cpp: prompt_ms, predicted_ms, ...)
+    server_timings: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:

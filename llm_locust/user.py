@@ -166,6 +166,7 @@ class LLMUser(User):
         finish: str | None = None
         usage_out: int | None = None
         usage_in: int | None = None
+        server_timings: dict[str, Any] | None = None
         done_at: float | None = None
         category = OK
         detail = ""
@@ -184,6 +185,8 @@ class LLMUser(User):
                     text += delta.content or delta.reasoning
                 if delta.finish_reason is not None:
                     finish = delta.finish_reason
+                if delta.timings is not None:
+                    server_timings = delta.timings
                 if delta.completion_tokens is not None:
                     usage_out = delta.completion_tokens
                     usage_in = delta.prompt_tokens
@@ -210,7 +213,10 @@ class LLMUser(User):
         if category != OK:
             self._drop_connection()
         rec = timer.finish(category, detail, done_at_s=done_at)
-        return _with_stream_counts(rec, usage_out, usage_in), text
+        rec = _with_stream_counts(rec, usage_out, usage_in)
+        if server_timings is not None:
+            rec = _replace(rec, server_timings=server_timings)
+        return rec, text
 
     def _drain(self, response: Any) -> None:
         """Read to the end of the body after [DONE] so the connection can be reused."""

@@ -79,3 +79,9 @@ def test_body_asks_for_usage_and_merges_extra_body() -> None:
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["ignore_eos"] is True and body["temperature"] == 0.0 and body["top_k"] == 1
     assert body["max_tokens"] == 9  # --extra-body wins
+
+
+def test_llama_cpp_timings_are_kept() -> None:
+    timings = {"prompt_n": 19, "prompt_ms": 28.7, "predicted_n": 16, "predicted_ms": 53.6}
+    d = parse_chunk(chunk(None, usage={"prompt_tokens": 19, "completion_tokens": 16}, timings=timings))
+    assert d.timings == timings and d.completion_tokens == 16
