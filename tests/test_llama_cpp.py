@@ -95,7 +95,7 @@ def test_one_slot_queues_eight_slots_batch(tmp_path: Path, llama1: str, llama8: 
         assert run.returncode == 0 and run.results is not None, run.output
         out[name] = run.results
     one, eight = out["parallel 1"], out["parallel 8"]
-    ttft = f"median TTFT {one['median_ttft_ms']:.0f} ms with 1 slot vs {eight['median_ttft_ms']:.0f} ms with 8"
+    ttft = f"median TTFT {one['median_ttft_ms']:.0f} ms (1 slot) vs {eight['median_ttft_ms']:.0f} ms (8)"
     tput = f"output {one['output_throughput']:.0f} vs {eight['output_throughput']:.0f} tok/s"
     print(f"\n8 users: {ttft}; {tput}")
     assert one["median_ttft_ms"] > 3 * eight["median_ttft_ms"]  # requests queue for the one slot
