@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench clean
+.PHONY: demo test check bench bench-llama llama-server clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ check: $(STAMP)
 ## make bench: client capacity, timing error and memory per user against the mock
 bench: $(STAMP)
 	$(PY) bench/client_capacity.py
+
+## make llama-server: build llama.cpp's llama-server and a tiny model once (~7 min), print their paths
+llama-server: $(STAMP)
+	$(PY) bench/llama_cpp.py build
+
+## make bench-llama: the seed ladder against llama-server --parallel 1 and --parallel 8
+bench-llama: $(STAMP)
+	$(PY) bench/llama_ladder.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
