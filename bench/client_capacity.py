@@ -3,7 +3,8 @@
 Method (as in shared/docs/performance.md): the mock engine on core 0, one Locust process on core 1
 (``taskset``), closed loop, 100 tokens per response. The client's CPU (user + sys from /proc) and
 the token events the mock sent are counted over a steady window after all users have spawned.
-Each configuration runs at about 10k token events/s: ITL = users / 10k s.
+Each configuration runs at about 10k token events/s: ITL = users / 10k s. Timing errors come from
+the requests sent after the ramp (and after two full request durations), see bench/steady.py.
 
     python bench/client_capacity.py [--users 100,1000,2000] [--seconds 20]
 """
@@ -60,21 +61,24 @@ def run(users: int, seconds: float) -> dict[str, float]:
     )  # fmt: skip
     subprocess.run(["taskset", "-pc", "0", str(mock.pid)], capture_output=True, check=False)
     out = Path(tempfile.mkdtemp()) / "r.json"
-    spawn_s = max(2.0, users / 500)
-    warm_s = spawn_s + TTFT_MS / 1000 + 2
+    request_s = (TTFT_MS + TOKENS * itl_ms) / 1000
+    warm_s = max(4.0, users / 500 + 2) + request_s + 1  # ramp, then one full request on every connection
     cmd = [
-        *pin(1), sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "chat.py"), "--headless",
-        "--host", url, "-u", str(users), "-r", str(users / spawn_s), "-t", f"{int(warm_s + seconds + 2)}s",
-        "--model", "mock", "--llm-json", str(out), "--only-summary", "--loglevel", "WARNING",
+        *pin(1), sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "steady.py"), "--headless",
+        "--host", url, "--model", "mock", "--llm-json", str(out), "--only-summary", "--loglevel", "WARNING",
+        "--stop-timeout", str(int(request_s + 10)),
     ]  # fmt: skip
-    client = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "BENCH_USERS": str(users), "BENCH_WARM_S": f"{warm_s:g}"}
+    env["BENCH_STEADY_S"] = f"{seconds + 2:g}"
+    client = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:
         time.sleep(warm_s)
         cpu0, ev0, t0 = cpu_s(client.pid), mock_stats(url).get("tokens_sent", 0), time.monotonic()
         time.sleep(seconds / 2)
         rss = rss_kib(client.pid)
         time.sleep(seconds / 2)
-        cpu1, ev1, t1 = cpu_s(client.pid), mock_stats(url).get("tokens_sent", 0), time.monotonic()
+        served = mock_stats(url)
+        cpu1, ev1, t1 = cpu_s(client.pid), served.get("tokens_sent", 0), time.monotonic()
         _, err = client.communicate(timeout=120)
     finally:
         mock.terminate()
@@ -82,6 +86,7 @@ def run(users: int, seconds: float) -> dict[str, float]:
     if not out.exists():
         raise RuntimeError(f"locust wrote no results (exit {client.returncode}): {err[-2000:]}")
     res = json.loads(out.read_text())
+    steady = next(level for level in res["levels"] if level["users"] == "steady")
     events = ev1 - ev0
     return {
         "users": users,
@@ -89,14 +94,15 @@ def run(users: int, seconds: float) -> dict[str, float]:
         "events_per_s": events / (t1 - t0),
         "cpu_share": (cpu1 - cpu0) / (t1 - t0),
         "events_per_cpu_s": events / max(cpu1 - cpu0, 1e-9),
-        "ttft_err_p50": res["median_ttft_ms"] - TTFT_MS,
-        "ttft_err_p99": res["p99_ttft_ms"] - TTFT_MS,
-        "itl_err_p50": res["median_itl_ms"] - itl_ms,
-        "itl_err_p99": res["p99_itl_ms"] - itl_ms,
-        "itl_err_mean": res["mean_itl_ms"] - itl_ms,
+        "ttft_err_p50": steady["median_ttft_ms"] - TTFT_MS,
+        "ttft_err_p99": steady["p99_ttft_ms"] - TTFT_MS,
+        "itl_err_p50": steady["median_itl_ms"] - itl_ms,
+        "itl_err_p99": steady["p99_itl_ms"] - itl_ms,
+        "itl_err_mean": steady["mean_itl_ms"] - itl_ms,
         "rss_mib": rss / 1024,
-        "completed": res["completed"],
-        "failed": res["failed"],
+        "mock_late_pct": 100 * served.get("tokens_late_over_5ms", 0) / max(served.get("tokens_sent", 1), 1),
+        "completed": steady["completed"],
+        "failed": steady["failed"],
     }
 
 
@@ -154,10 +160,10 @@ def main() -> int:
     print("mock on core 0, one Locust process on core 1)\n")
     head = (
         "| users | ITL ms | events/s | client CPU | events per CPU-s | ΔTTFT p50 / p99 ms"
-        " | ΔITL mean / p50 / p99 ms | RSS MiB | KiB per user | ok / failed |"
+        " | ΔITL mean / p50 / p99 ms | RSS MiB | KiB per user | ok / failed | mock >5 ms late |"
     )
     print(head)
-    print("|" + "---|" * 10)
+    print("|" + "---|" * 11)
     base = rows[0]
     for r in rows:
         per_user = float("nan")
@@ -167,7 +173,8 @@ def main() -> int:
             f"| {r['users']:.0f} | {r['itl_ms']:g} | {r['events_per_s']:,.0f} | {r['cpu_share']:.0%} | "
             f"{r['events_per_cpu_s']:,.0f} | {r['ttft_err_p50']:+.2f} / {r['ttft_err_p99']:+.2f} | "
             f"{r['itl_err_mean']:+.3f} / {r['itl_err_p50']:+.2f} / {r['itl_err_p99']:+.2f} | "
-            f"{r['rss_mib']:.1f} | {per_user:.1f} | {r['completed']:.0f} / {r['failed']:.0f} |"
+            f"{r['rss_mib']:.1f} | {per_user:.1f} | {r['completed']:.0f} / {r['failed']:.0f} | "
+            f"{r['mock_late_pct']:.2f} % |"
         )
     print("\nKiB per user = marginal RSS over the first row.")
     costs = sse_layer_cost_us()

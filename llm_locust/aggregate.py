@@ -27,7 +27,7 @@ METRICS: tuple[str, ...] = (
     "decode_tokens_per_s",
 )
 #: The subset kept per ladder level (the seed benchmark's table).
-LEVEL_METRICS: tuple[str, ...] = ("ttft", "tpot", "e2el", "tokens_per_s")
+LEVEL_METRICS: tuple[str, ...] = ("ttft", "itl", "tpot", "e2el", "tokens_per_s")
 
 _COUNTERS: tuple[str, ...] = (
     "completed",

@@ -110,6 +110,7 @@ def _level_row(label: str, agg: Aggregate) -> dict[str, Any]:
     d = agg.duration_s
     tps = agg.hist["tokens_per_s"].summary((50.0, 99.0))
     ttft = agg.hist["ttft"].summary((50.0, 99.0))
+    itl = agg.hist["itl"].summary((50.0, 99.0))
     out_tokens = agg.counts["total_output_tokens"]
     return {
         "users": label,
@@ -122,6 +123,9 @@ def _level_row(label: str, agg: Aggregate) -> dict[str, Any]:
         "max_tokens_per_s": _num(tps.max),
         "median_ttft_ms": _num(ttft.median),
         "p99_ttft_ms": _num(ttft.percentiles[99.0]),
+        "mean_itl_ms": _num(itl.mean),
+        "median_itl_ms": _num(itl.median),
+        "p99_itl_ms": _num(itl.percentiles[99.0]),
         "total_output_tokens": out_tokens,
         "output_throughput": out_tokens / d if d else 0.0,
     }

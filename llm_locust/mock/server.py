@@ -294,6 +294,11 @@ class MockServer:
                         return result
                 sleep_until(at)
                 self.stats["tokens_sent"] += 1
+                late = time.perf_counter() - at
+                if late > 0.005:
+                    self.stats["tokens_late_over_5ms"] += 1
+                if late > 0.02:
+                    self.stats["tokens_late_over_20ms"] += 1
                 word = WORDS[(offset + k) % len(WORDS)]
                 sock.sendall(
                     _chunk(
