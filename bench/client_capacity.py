@@ -106,6 +106,29 @@ def run(users: int, seconds: float) -> dict[str, float]:
     }
 
 
+def gevent_floor(users: int, seconds: float) -> tuple[float, float]:
+    """(events/s, events per CPU-s) of bench/gevent_floor.py: readline only, no Locust, no parsing."""
+    itl_ms = users / EVENTS_PER_S * 1000
+    mock, url = start_mock_process("--engine", "fixed", "--ttft-ms", str(TTFT_MS), "--itl-ms", f"{itl_ms:g}",
+                                   "--output-tokens", str(TOKENS))  # fmt: skip
+    subprocess.run(["taskset", "-pc", "0", str(mock.pid)], capture_output=True, check=False)
+    try:
+        cmd = [
+            *pin(1),
+            sys.executable,
+            str(ROOT / "bench" / "gevent_floor.py"),
+            url,
+            str(users),
+            str(seconds),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
+    finally:
+        mock.terminate()
+        mock.wait(timeout=10)
+    rate, _cpu, per_cpu = out.stdout.split()
+    return float(rate), float(per_cpu)
+
+
 def sse_layer_cost_us() -> dict[str, float]:
     """µs per event of SSE framing alone: sseclient-py, our decoder, and a bare readline loop."""
     from sseclient import SSEClient
@@ -177,6 +200,9 @@ def main() -> int:
             f"{r['mock_late_pct']:.2f} % |"
         )
     print("\nKiB per user = marginal RSS over the first row.")
+    rate, per_cpu = gevent_floor(rows[0]["users"], args.seconds)
+    print(f"Floor, same setup, {rows[0]['users']:.0f} streams read by bare geventhttpclient readline")
+    print(f"(no Locust, no parsing, no metrics): {rate:,.0f} events/s at {per_cpu:,.0f} events per CPU-s.")
     costs = sse_layer_cost_us()
     print("SSE framing cost per event (µs): " + ", ".join(f"{k} {v:.2f}" for k, v in costs.items()))
     return 0
