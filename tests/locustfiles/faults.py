@@ -4,18 +4,7 @@ import gevent
 from locust import task
 
 from llm_locust import LLMUser
-
-FAULTS = [
-    "http_500",
-    "http_429",
-    "http_400",
-    "reset",
-    "malformed",
-    "error_event",
-    "stall",
-    "truncated",
-    "empty",
-]
+from llm_locust.mock.server import FAULTS
 
 
 class FaultUser(LLMUser):
