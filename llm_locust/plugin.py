@@ -76,6 +76,7 @@ class LLMState:
         self._prompt_tokens: dict[str, int] = {}
         self.awaiting_final: set[str] = set()
         self.workers_seen: set[str] = set()
+        self.workers_final: set[str] = set()
 
     # -- configuration ---------------------------------------------------------------------
     def require_config(self) -> RunConfig:
@@ -211,6 +212,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         ev.test_stopping.add_listener(lambda environment, **kw: _master_request_finals(state))
         ev.test_stop.add_listener(lambda environment, **kw: _master_wait_finals(state))
         runner.register_message("llm_final", lambda environment, msg, **kw: _on_final(state, msg))
+        ev.worker_connect.add_listener(lambda client_id, **kw: _on_worker_connect(state, client_id))
     if not isinstance(runner, WorkerRunner):
         ev.test_stop.add_listener(lambda environment, **kw: _mark_end(state))
         ev.quit.add_listener(lambda exit_code, **kw: _on_quit(state))
@@ -303,6 +305,18 @@ def _on_worker_report(state: LLMState, client_id: str, data: dict[str, Any]) -> 
 def _on_final(state: LLMState, msg: Any) -> None:
     _on_worker_report(state, msg.node_id, msg.data)
     state.awaiting_final.discard(msg.node_id)
+    state.workers_final.add(msg.node_id)
+
+
+def _on_worker_connect(state: LLMState, client_id: str) -> None:
+    """A worker that joins late tags its requests with the current ladder level too."""
+    if state.level is not None:
+        state.environment.runner.send_message("llm_level", {"level": state.level}, client_id=client_id)
+
+
+def lost_workers(state: LLMState) -> list[str]:
+    """Workers that reported data but never sent their final report (killed or disconnected)."""
+    return sorted(state.workers_seen - state.workers_final)
 
 
 def _master_request_finals(state: LLMState) -> None:
@@ -353,6 +367,7 @@ def _metadata(state: LLMState) -> dict[str, Any]:
         "model": config.model,
         "users": state.peak_users,
         "workers": len(state.workers_seen) if isinstance(runner, MasterRunner) else None,
+        "workers_lost": lost_workers(state) if isinstance(runner, MasterRunner) else [],
         "mode": "master"
         if isinstance(runner, MasterRunner)
         else "local"

@@ -142,6 +142,11 @@ def format_summary(res: dict[str, Any]) -> str:
         "=" * 26 + " llm-locust results " + "=" * 26,
         f"{'Host / model:':<{w}}{meta.get('host')}  {meta.get('model')}",
         f"{'Peak users:':<{w}}{meta.get('users')}",
+        *(
+            [f"{'Workers lost (reports up to then kept):':<{w}}{', '.join(meta['workers_lost'])}"]
+            if meta.get("workers_lost")
+            else []
+        ),
         f"{'Successful requests:':<{w}}{res['completed']}",
         f"{'Failed requests:':<{w}}{res['failed']}",
     ]
