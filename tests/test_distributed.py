@@ -60,3 +60,45 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path,
     assert res["completed"] > 100 and res["failed"] == 0
     served = mock.stats()
     assert res["completed"] <= served["ok"]  # what the lost worker had not yet reported is missing
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_options_travel_to_workers_including_one_that_joins_late(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine("--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "5")
+    port = free_port()
+    out = tmp_path / "results.json"
+    base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py")]
+    master = subprocess.Popen(
+        [*base, "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+         "--expect-workers", "1", "--enable-rebalancing", "--host", mock.url, "-u", "6", "-r", "6",
+         "-t", "10s",
+         "--stop-timeout", "5", "--max-tokens", "7", "--prompt", "from the master", "--llm-json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    workers = [subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)]
+    try:
+        time.sleep(5)
+        workers.append(
+            subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+        )
+        output, _ = master.communicate(timeout=90)
+    finally:
+        for p in [master, *workers]:
+            if p.poll() is None:
+                p.kill()
+    res = json.loads(out.read_text())
+    assert res["metadata"]["workers"] == 2, output[-2000:]  # the late worker reported data too
+    assert res["metadata"]["options"]["max_tokens"] == 7
+    assert res["completed"] > 20 and res["failed"] == 0
+    # every request, the late worker's included, used the master's --max-tokens and --prompt
+    assert res["total_output_tokens"] == 7 * res["completed"]
+    assert res["total_input_tokens"] == 3 * res["completed"]  # "from the master" is 3 cl100k tokens
+    assert mock.stats()["ok"] == res["completed"]
