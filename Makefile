@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench bench-llama llama-server clean
+.PHONY: demo test check bench bench-scale bench-llama llama-server clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ check: $(STAMP)
 ## make bench: client capacity, timing error and memory per user against the mock
 bench: $(STAMP)
 	$(PY) bench/client_capacity.py
+
+## make bench-scale: users per worker process vs events/s and timing error at 1, 2, 4 processes
+bench-scale: $(STAMP)
+	$(PY) bench/scale.py
 
 ## make llama-server: build llama.cpp's llama-server and a tiny model once (~7 min), print their paths
 llama-server: $(STAMP)
