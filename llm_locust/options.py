@@ -145,15 +145,32 @@ def _api_key(value: str | None) -> str:
     return value or os.environ.get("OPENAI_API_KEY", "")
 
 
+def _optional_float(value: Any, option: str) -> float | None:
+    """The web UI form sends options whose default is None as strings ("" when left empty)."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option} {value!r} is not a number") from None
+
+
+def _int(value: Any, option: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option} {value!r} is not a whole number") from None
+
+
 def config_from_options(options: Any, host: str | None) -> RunConfig:
     """Validate the parsed options; raise :class:`ConfigError` naming the first bad one."""
-    max_tokens = options.max_tokens
+    max_tokens = None if options.max_tokens in (None, "") else _int(options.max_tokens, "--max-tokens")
     if max_tokens is not None and max_tokens <= 0:
         max_tokens = None  # 0 or negative: let the server decide
-    temperature = options.temperature
+    temperature = _optional_float(options.temperature, "--temperature")
     if temperature is not None and (math.isnan(temperature) or temperature < 0):
-        raise ConfigError(f"--temperature {temperature} must be >= 0")
-    timeout = float(options.request_timeout)
+        raise ConfigError(f"--temperature {temperature:g} must be >= 0")
+    timeout = _optional_float(options.request_timeout, "--request-timeout") or 0.0
     if not timeout > 0:
         raise ConfigError(f"--request-timeout {options.request_timeout} must be > 0 seconds")
     extra: dict[str, Any] = {}

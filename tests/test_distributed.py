@@ -74,13 +74,16 @@ def test_options_travel_to_workers_including_one_that_joins_late(tmp_path: Path,
     mock = mock_engine("--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "5")
     port = free_port()
     out = tmp_path / "results.json"
+    conf = tmp_path / "master.conf"  # a config file read by the master only
+    conf.write_text("prompt = from the master\n")
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py")]
     master = subprocess.Popen(
         [*base, "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
          "--expect-workers", "1", "--enable-rebalancing", "--host", mock.url, "-u", "6", "-r", "6",
          "-t", "10s",
-         "--stop-timeout", "5", "--max-tokens", "7", "--prompt", "from the master", "--llm-json", str(out)],
+         "--stop-timeout", "5", "--config", str(conf), "--llm-json", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env={**os.environ, "LOCUST_MAX_TOKENS": "7"},  # only the master has it: it must travel
     )  # fmt: skip
     worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
     workers = [subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)]
@@ -98,7 +101,7 @@ def test_options_travel_to_workers_including_one_that_joins_late(tmp_path: Path,
     assert res["metadata"]["workers"] == 2, output[-2000:]  # the late worker reported data too
     assert res["metadata"]["options"]["max_tokens"] == 7
     assert res["completed"] > 20 and res["failed"] == 0
-    # every request, the late worker's included, used the master's --max-tokens and --prompt
+    # every request, the late worker's included, used the master's env var and config file
     assert res["total_output_tokens"] == 7 * res["completed"]
     assert res["total_input_tokens"] == 3 * res["completed"]  # "from the master" is 3 cl100k tokens
     assert mock.stats()["ok"] == res["completed"]
