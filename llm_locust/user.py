@@ -15,7 +15,7 @@ from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from locust import User, constant
 from locust.exception import StopUser
 
-from llm_locust import openai_chat
+from llm_locust import openai_chat, rxclock
 from llm_locust.plugin import LLMState, install, state_of
 from llm_locust.records import CANCELLED, OK, RequestRecord, RequestTimer
 from llm_locust.sse import iter_events
@@ -117,6 +117,9 @@ class LLMUser(User):
                 # --request-timeout is enforced once per request by a gevent.Timeout instead.
                 network_timeout=None,
             )
+            if rxclock.supported() and not self._http.ssl:
+                pool = self._http._connection_pool
+                pool._create_tcp_socket = rxclock.create_tcp_socket  # type: ignore[method-assign]
         return self._http
 
     def _drop_connection(self) -> None:
@@ -160,7 +163,7 @@ class LLMUser(User):
         status = response.status_code
         if status >= 400:
             return self._http_error(response, timer, status), ""
-        clock = time.perf_counter
+        clock = rxclock.event_clock(response._sock)  # taken now: the response drops it at the end
         parse = openai_chat.parse_chunk
         text = ""
         finish: str | None = None

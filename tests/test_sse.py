@@ -141,3 +141,20 @@ def test_same_events_as_sseclient_py(seed: int) -> None:
 
 def test_reference_agrees_on_the_fixed_stream() -> None:
     assert sseclient_events([STREAM]) == EXPECTED
+
+
+def test_kernel_receive_time_corrects_for_loop_delay() -> None:
+    """An event handled 50 ms after its bytes arrived is stamped with its arrival, not its handling."""
+    import time as _time
+
+    from llm_locust import rxclock
+
+    sock = rxclock.create_tcp_socket(2, 1, 0)
+    try:
+        sock.rx_ns = _time.time_ns() - 50_000_000
+        stamped = rxclock.event_clock(sock)()
+        assert _time.perf_counter() - stamped == pytest.approx(0.050, abs=0.005)
+        sock.rx_ns = 0  # no kernel timestamp: plain perf_counter
+        assert rxclock.event_clock(sock)() == pytest.approx(_time.perf_counter(), abs=0.002)
+    finally:
+        sock.close()
