@@ -119,8 +119,9 @@ class RequestTimer:
     def now(self) -> float:
         return self._clock()
 
-    def headers(self) -> None:
-        self.headers_at_s = self._clock()
+    def headers(self, at_s: float | None = None) -> None:
+        """The response headers arrived (at ``at_s`` when the caller knows it better than the clock)."""
+        self.headers_at_s = self._clock() if at_s is None else at_s
 
     def text(self, at_s: float, visible: bool) -> None:
         last = self.last_text_at_s

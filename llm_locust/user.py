@@ -145,7 +145,7 @@ class LLMUser(User):
                 except (OSError, HTTPParseError) as exc:
                     self._drop_connection()
                     return timer.finish("connect", _describe(exc)), ""
-                timer.headers()
+                timer.headers(rxclock.event_clock(response._sock)())
                 return self._read(response, timer)
             except _Deadline:
                 self._drop_connection()
