@@ -330,8 +330,10 @@ def _master_wait_finals(state: LLMState) -> None:
     runner = state.environment.runner
     limit = time.monotonic() + (state.environment.stop_timeout or 0) + _FINAL_WAIT_EXTRA_S
     while state.awaiting_final and time.monotonic() < limit:
-        alive = {c.id for c in runner.clients.all if c.state != STATE_MISSING}
-        state.awaiting_final &= alive
+        # A worker marked missing may only be slow (a saturated host misses heartbeats) and come back:
+        # keep waiting for it until Locust removes it or the limit passes.
+        known = {c.id for c in runner.clients.all}
+        state.awaiting_final &= known
         if state.awaiting_final:
             gevent.sleep(0.05)
     if state.awaiting_final:
