@@ -20,7 +20,7 @@ from gevent.event import AsyncResult
 from locust import events
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 
-from llm_locust import openai_chat, report
+from llm_locust import openai_chat, progress, report
 from llm_locust.aggregate import Aggregate
 from llm_locust.errors import ConfigError, LLMFailure
 from llm_locust.options import (
@@ -77,6 +77,8 @@ class LLMState:
         self.awaiting_final: set[str] = set()
         self.workers_seen: set[str] = set()
         self.workers_final: set[str] = set()
+        self.worker_in_flight: dict[str, int] = {}
+        self.progress: gevent.Greenlet | None = None
 
     # -- configuration ---------------------------------------------------------------------
     def require_config(self) -> RunConfig:
@@ -106,6 +108,10 @@ class LLMState:
         except ConfigError as exc:
             logger.error("%s; token counts fall back to server usage or event counts", exc)
             result.set(None)
+
+    def in_flight_total(self) -> int:
+        """Requests in flight here, plus what each worker said in its latest report."""
+        return self.in_flight + sum(self.worker_in_flight.values())
 
     def tokenizer(self, wait: bool) -> Tokenizer | None:
         result = self._tokenizer
@@ -253,10 +259,17 @@ def _on_test_start(state: LLMState) -> None:
     if state.started_at_wall_s is None:
         state.started_at_wall_s = time.time()
     state.ended_at_wall_s = None
+    options = env.parsed_options
+    headless_progress = options is not None and options.headless and not options.only_summary
+    if headless_progress and not isinstance(env.runner, WorkerRunner) and state.progress is None:
+        state.progress = gevent.spawn(progress.run, state)
 
 
 def _mark_end(state: LLMState) -> None:
     state.ended_at_wall_s = time.time()
+    if state.progress is not None:
+        state.progress.kill(block=False)
+        state.progress = None
 
 
 def set_level(environment: Any, label: str) -> None:
@@ -275,6 +288,7 @@ def _set_level(state: LLMState, label: Any) -> None:
 
 # -- worker side ------------------------------------------------------------------------------
 def _on_report(state: LLMState, data: dict[str, Any]) -> None:
+    data["llm_in_flight"] = state.in_flight
     if not state.aggregate.empty:
         data["llm"] = state.aggregate.take_delta()
 
@@ -296,6 +310,8 @@ def _on_llm_stop(state: LLMState) -> None:
 
 # -- master side ------------------------------------------------------------------------------
 def _on_worker_report(state: LLMState, client_id: str, data: dict[str, Any]) -> None:
+    if "llm_in_flight" in data:
+        state.worker_in_flight[client_id] = int(data["llm_in_flight"])
     wire = data.get("llm")
     if wire is not None:
         state.workers_seen.add(client_id)
@@ -306,6 +322,7 @@ def _on_final(state: LLMState, msg: Any) -> None:
     _on_worker_report(state, msg.node_id, msg.data)
     state.awaiting_final.discard(msg.node_id)
     state.workers_final.add(msg.node_id)
+    state.worker_in_flight.pop(msg.node_id, None)
 
 
 def _on_worker_connect(state: LLMState, client_id: str) -> None:

@@ -175,3 +175,17 @@ def test_seed_ladder_reports_one_row_per_level(tmp_path: Path, mock_engine) -> N
     assert res["metadata"]["model"] == "mock"  # discovered from /v1/models
     # the seed's ~1,000-token prompt, counted by the server
     assert res["total_input_tokens"] > 1000 * res["completed"]
+
+
+def test_headless_progress_line_unless_only_summary(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine("--engine", "fixed", "--ttft-ms", "50", "--itl-ms", "10", "--output-tokens", "20")
+    run = run_locust(tmp_path, mock.url, "-u", "4", "-r", "4", "-t", "7s", "--model", "mock")
+    lines = [ln for ln in run.output.splitlines() if "LLM: users" in ln]
+    assert lines, run.output[-2000:]
+    fields = dict(part.strip().rsplit(" ", 1) for part in lines[-1].split("LLM: ", 1)[1].split("|")[:2])
+    assert fields == {"users": "4", "in flight": "4"}
+    assert "TTFT p50 5" in lines[-1]  # ~50 ms
+    quiet = run_locust(
+        tmp_path, mock.url, "-u", "4", "-r", "4", "-t", "7s", "--model", "mock", "--only-summary"
+    )
+    assert "LLM: users" not in quiet.output
