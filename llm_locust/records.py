@@ -28,8 +28,6 @@ FAILURE_CATEGORIES: tuple[str, ...] = (
     "empty",
 )
 
-TOKEN_SOURCES: tuple[str, ...] = ("usage", "tokenizer", "events")
-
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
@@ -115,9 +113,6 @@ class RequestTimer:
         self.last_text_at_s: float | None = None
         self.itl_ms: array[float] = array("d")
         self.text_events = 0
-
-    def now(self) -> float:
-        return self._clock()
 
     def headers(self, at_s: float | None = None) -> None:
         """The response headers arrived (at ``at_s`` when the caller knows it better than the clock)."""

@@ -21,6 +21,15 @@ LOCUSTFILES = ROOT / "locustfiles"
 TEST_LOCUSTFILES = Path(__file__).resolve().parent / "locustfiles"
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @dataclass
 class Mock:
     url: str

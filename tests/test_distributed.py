@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import LOCUSTFILES, run_locust
+from conftest import LOCUSTFILES, free_port, run_locust
 
 
 def test_processes_4_with_2000_users_merge_exactly(tmp_path: Path, mock_engine) -> None:
@@ -60,14 +60,6 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path,
     assert res["completed"] > 100 and res["failed"] == 0
     served = mock.stats()
     assert res["completed"] <= served["ok"]  # what the lost worker had not yet reported is missing
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_options_travel_to_workers_including_one_that_joins_late(tmp_path: Path, mock_engine) -> None:
