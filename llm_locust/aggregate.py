@@ -156,6 +156,20 @@ class Aggregate:
         self.reset()
         return wire
 
+    def merge(self, other: Aggregate) -> None:
+        """Add another aggregate of this process (its histograms and counters; not its levels)."""
+        for name, h in self.hist.items():
+            oh = other.hist.get(name)
+            if oh is not None:
+                h.merge(oh)
+        self.counts.update(other.counts)
+        self.failures.update(other.failures)
+        self.output_sources.update(other.output_sources)
+        self.input_sources.update(other.input_sources)
+        self.first_sent_wall_s = min(self.first_sent_wall_s, other.first_sent_wall_s)
+        self.last_end_wall_s = max(self.last_end_wall_s, other.last_end_wall_s)
+        self.busy_s += other.busy_s
+
     def merge_wire(self, wire: dict[str, Any]) -> None:
         for name, hw in wire["hist"].items():
             h = self.hist.get(name)
@@ -168,6 +182,8 @@ class Aggregate:
         self.first_sent_wall_s = min(self.first_sent_wall_s, wire["first"])
         self.last_end_wall_s = max(self.last_end_wall_s, wire["last"])
         self.busy_s += wire["busy"]
+        if not self._with_levels:
+            return
         for key, lw in wire["levels"].items():
             sub = self.levels.get(key)
             if sub is None:

@@ -109,6 +109,20 @@ class Histogram:
         value = float(self._hdr.get_value_at_percentile(p)) / _SCALE
         return min(max(value, self.min), self.max)
 
+    def bins(self, n: int = 40) -> list[tuple[float, float, int]]:
+        """The distribution as ``n`` equal-width bins ``(low, high, count)`` from min to max, in the
+        display unit; the counts add up to :attr:`count` (for histogram charts)."""
+        if not self.count:
+            return []
+        lo, hi = self.min, self.max
+        width = (hi - lo) / n if hi > lo else 1.0
+        counts = [0] * n
+        for item in self._hdr.get_recorded_iterator():
+            value = min(max(item.value_iterated_to / _SCALE, lo), hi)
+            i = min(int((value - lo) / width), n - 1)
+            counts[i] += item.count_at_value_iterated_to
+        return [(lo + i * width, lo + (i + 1) * width, c) for i, c in enumerate(counts)]
+
     def summary(self, percentiles: tuple[float, ...] = DEFAULT_PERCENTILES) -> Summary:
         if not self.count:
             nan = math.nan

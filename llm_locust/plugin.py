@@ -31,6 +31,7 @@ from llm_locust.options import (
     remember_startup_api_key,
 )
 from llm_locust.records import CANCELLED, RequestRecord
+from llm_locust.timeseries import TimeSeries
 from llm_locust.tokenizer import Tokenizer, count_off_loop, load_off_loop
 
 logger = logging.getLogger("llm_locust")
@@ -65,6 +66,7 @@ class LLMState:
         self.environment = environment
         self.config: RunConfig | None = None
         self.aggregate = Aggregate()
+        self.timeseries = TimeSeries()
         self.level: str | None = None
         self.in_flight = 0
         self.peak_users = 0
@@ -79,6 +81,7 @@ class LLMState:
         self.workers_final: set[str] = set()
         self.worker_in_flight: dict[str, int] = {}
         self.progress: gevent.Greenlet | None = None
+        self.sampler: gevent.Greenlet | None = None
 
     # -- configuration ---------------------------------------------------------------------
     def require_config(self) -> RunConfig:
@@ -131,10 +134,21 @@ class LLMState:
             self._prompt_tokens[text] = n
         return n
 
+    def reset(self) -> None:
+        """Locust's stats reset: our numbers start over too."""
+        self.aggregate.reset()
+        self.timeseries.reset()
+
+    def sample(self) -> None:
+        runner: Any = self.environment.runner
+        users = runner.user_count if runner is not None else 0
+        self.timeseries.sample(time.time(), users, self.in_flight_total(), self.level)
+
     # -- recording ---------------------------------------------------------------------------
     def record(self, rec: RequestRecord) -> None:
         """Count one finished request exactly once: our aggregate, Locust's request row, metric rows."""
         self.aggregate.record(rec, self.level)
+        self.timeseries.record(rec)
         if rec.outcome == CANCELLED:
             return  # not a success, not a server failure: reported as 'cancelled' by our summary
         env = self.environment
@@ -203,7 +217,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
 
     ev = environment.events
     ev.test_start.add_listener(lambda environment, **kw: _on_test_start(state))
-    ev.reset_stats.add_listener(lambda **kw: state.aggregate.reset())
+    ev.reset_stats.add_listener(lambda **kw: state.reset())
     ev.spawning_complete.add_listener(lambda user_count, **kw: _on_spawned(state, user_count))
 
     if isinstance(runner, WorkerRunner):
@@ -241,7 +255,7 @@ def _hide_secrets_in_web_ui(web_ui: Any) -> None:
 def _on_spawned(state: LLMState, user_count: int) -> None:
     state.peak_users = max(state.peak_users, user_count)
     if state.environment.reset_stats:  # Locust's --reset-stats resets without firing reset_stats
-        state.aggregate.reset()
+        state.reset()
 
 
 def _on_test_start(state: LLMState) -> None:
@@ -263,6 +277,8 @@ def _on_test_start(state: LLMState) -> None:
     headless_progress = options is not None and options.headless and not options.only_summary
     if headless_progress and not isinstance(env.runner, WorkerRunner) and state.progress is None:
         state.progress = gevent.spawn(progress.run, state)
+    if not isinstance(env.runner, WorkerRunner) and state.sampler is None:
+        state.sampler = gevent.spawn(_sample_loop, state)
 
 
 def _mark_end(state: LLMState) -> None:
@@ -270,6 +286,17 @@ def _mark_end(state: LLMState) -> None:
     if state.progress is not None:
         state.progress.kill(block=False)
         state.progress = None
+    if state.sampler is not None:
+        state.sampler.kill(block=False)
+        state.sampler = None
+        state.sample()  # the last point includes the workers' final reports
+
+
+def _sample_loop(state: LLMState) -> None:
+    """A point of the over-time series every bucket (spawned at test start, killed at test stop)."""
+    while True:
+        gevent.sleep(state.timeseries.bucket_s)
+        state.sample()
 
 
 def set_level(environment: Any, label: str) -> None:
@@ -316,6 +343,7 @@ def _on_worker_report(state: LLMState, client_id: str, data: dict[str, Any]) -> 
     if wire is not None:
         state.workers_seen.add(client_id)
         state.aggregate.merge_wire(wire)
+        state.timeseries.merge_wire(wire)
 
 
 def _on_final(state: LLMState, msg: Any) -> None:
@@ -363,7 +391,7 @@ def _on_quit(state: LLMState) -> None:
         return
     if state.ended_at_wall_s is None:
         state.ended_at_wall_s = time.time()
-    results = report.results(state.aggregate, _metadata(state))
+    results = report.results(state.aggregate, _metadata(state), state.timeseries.to_json())
     print(report.format_summary(results), flush=True)
     config = state.config
     try:

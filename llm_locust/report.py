@@ -62,8 +62,21 @@ def _metric_keys(stem: str, h: Histogram, unit_suffix: str) -> dict[str, Any]:
     return out
 
 
-def results(agg: Aggregate, metadata: dict[str, Any]) -> dict[str, Any]:
-    """The run's results with vLLM's keys where vLLM has the metric."""
+#: Distributions kept in the results for histogram charts: (histogram name, key in "histograms").
+_HISTOGRAMS: tuple[tuple[str, str], ...] = (
+    ("ttft", "ttft_ms"),
+    ("tpot", "tpot_ms"),
+    ("itl", "itl_ms"),
+    ("e2el", "e2el_ms"),
+    ("tokens_per_s", "tokens_per_s"),
+)
+
+
+def results(
+    agg: Aggregate, metadata: dict[str, Any], timeseries: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The run's results with vLLM's keys where vLLM has the metric, plus the distributions
+    (``histograms``: equal-width bins ``[low, high, count]``) and the over-time ``timeseries``."""
     d = agg.duration_s
     c = agg.counts
     completed = c["completed"]
@@ -95,6 +108,8 @@ def results(agg: Aggregate, metadata: dict[str, Any]) -> dict[str, Any]:
         "mean_abs_diff_tokens": c["usage_abs_diff"] / compared if compared else 0.0,
     }
     res["levels"] = [_level_row(label, sub) for label, sub in sorted(agg.levels.items(), key=_level_key)]
+    res["histograms"] = {key: [list(b) for b in agg.hist[name].bins()] for name, key in _HISTOGRAMS}
+    res["timeseries"] = timeseries or []
     res["metadata"] = metadata
     return res
 
