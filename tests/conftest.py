@@ -115,3 +115,40 @@ def run_locust(
     )
     results = json.loads(out_json.read_text()) if out_json.exists() else None
     return LocustRun(proc.returncode, proc.stderr + proc.stdout, results)
+
+
+# -- browser tests -----------------------------------------------------------------------------
+#: Screenshots of the browser tests land here (a CI artifact; look at them).
+ARTIFACTS = Path(os.environ.get("LLM_LOCUST_ARTIFACTS", ROOT / "test-artifacts"))
+CHROMIUM = os.environ.get("LLM_LOCUST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's chromium driven by Playwright (never Playwright's own download). .ci/run installs it."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh 1400x900 page; ``page.shot(name)`` saves a full-page screenshot under test-artifacts/."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+
+    def shot(name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        pg.screenshot(path=str(path), full_page=True)
+        return path
+
+    pg.shot = shot
+    yield pg
+    context.close()
