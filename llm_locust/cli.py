@@ -1,4 +1,5 @@
-"""``llm-locust``: ``mock`` (the built-in engine) and ``demo`` (mock + the seed ladder, short)."""
+"""``llm-locust``: ``mock`` (the built-in engine), ``demo`` (mock + the seed ladder, short) and
+``compare`` (results files side by side)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--levels", default="1,8,32")
     d.add_argument("--level-duration", default="6")
     d.add_argument("--llm-json", default="")
+    c = sub.add_parser("compare", help="Compare results files written by --llm-json, side by side")
+    c.add_argument("files", nargs="*", metavar="RESULTS.json", help="Two or more; the first is the baseline")
+    c.add_argument("--names", default=None, help="Comma-separated run names (default: the file stems)")
+    c.add_argument("--html", default=None, metavar="PATH", help="Also write a self-contained HTML report")
     return parser
 
 
@@ -90,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "mock":
         return _mock(args)
+    if args.command == "compare":
+        from llm_locust.compare import run
+
+        return run(args.files, args.names, args.html)
     return _demo(args)
 
 
