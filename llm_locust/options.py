@@ -60,6 +60,11 @@ def add_arguments(parser: Any) -> None:
     opt("--llm-json", default="", help="Write the LLM results (vLLM's keys) to this JSON file")
     opt("--llm-csv", default="", help="Write the LLM metric statistics to this CSV file")
     opt(
+        "--llm-html",
+        default="",
+        help="Write a self-contained HTML report (charts, tables; opens with no network) to this file",
+    )
+    opt(
         "--tokenizer",
         default="cl100k_base",
         help="tiktoken encoding name or path to a tokenizer.json, for counts the server does not give",
@@ -82,6 +87,7 @@ class RunConfig:
     request_timeout_s: float
     llm_json: str
     llm_csv: str
+    llm_html: str
     tokenizer: str
 
     @property
@@ -188,7 +194,7 @@ def config_from_options(options: Any, host: str | None) -> RunConfig:
         prompt = _read_text(options.prompt_file, "--prompt-file")
         if not prompt.strip():
             raise ConfigError(f"--prompt-file {options.prompt_file!r} is empty")
-    for opt_name in ("llm_json", "llm_csv"):
+    for opt_name in ("llm_json", "llm_csv", "llm_html"):
         path = getattr(options, opt_name)
         directory = os.path.dirname(os.path.abspath(path)) if path else ""
         if path and not os.path.isdir(directory):
@@ -210,5 +216,6 @@ def config_from_options(options: Any, host: str | None) -> RunConfig:
         request_timeout_s=timeout,
         llm_json=options.llm_json,
         llm_csv=options.llm_csv,
+        llm_html=options.llm_html,
         tokenizer=options.tokenizer or "cl100k_base",
     )

@@ -399,6 +399,10 @@ def _on_quit(state: LLMState) -> None:
             report.write_json(config.llm_json, results)
         if config.llm_csv:
             report.write_csv(config.llm_csv, results)
+        if config.llm_html:
+            from llm_locust import html_report
+
+            html_report.write_html(config.llm_html, results)
     except OSError as exc:
         logger.error("cannot write LLM report: %s", exc)
 
