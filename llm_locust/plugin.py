@@ -20,7 +20,7 @@ from gevent.event import AsyncResult
 from locust import events
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 
-from llm_locust import openai_chat, progress, report
+from llm_locust import openai_chat, progress, report, webui
 from llm_locust.aggregate import Aggregate
 from llm_locust.errors import ConfigError, LLMFailure
 from llm_locust.options import (
@@ -214,6 +214,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
 
     if environment.web_ui is not None:
         _hide_secrets_in_web_ui(environment.web_ui)
+        webui.install(environment, state)
 
     ev = environment.events
     ev.test_start.add_listener(lambda environment, **kw: _on_test_start(state))
