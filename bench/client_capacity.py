@@ -7,6 +7,7 @@ Each configuration runs at about 10k token events/s: ITL = users / 10k s. Timing
 the requests sent after the ramp (and after two full request durations), see bench/steady.py.
 
     python bench/client_capacity.py [--users 100,1000,2000] [--seconds 20]
+    python bench/client_capacity.py --users 64,512 --itl-ms 20   # performance.md's method
 """
 
 from __future__ import annotations
@@ -53,8 +54,13 @@ def mock_stats(url: str) -> dict[str, int]:
         return json.loads(r.read())["served"]  # type: ignore[no-any-return]
 
 
-def run(users: int, seconds: float) -> dict[str, float]:
-    itl_ms = users / EVENTS_PER_S * 1000
+def offered_itl_ms(users: int, itl_ms: float | None) -> float:
+    """The configured ITL, else the one that offers EVENTS_PER_S."""
+    return itl_ms if itl_ms is not None else users / EVENTS_PER_S * 1000
+
+
+def run(users: int, seconds: float, itl: float | None = None) -> dict[str, float]:
+    itl_ms = offered_itl_ms(users, itl)
     mock, url = start_mock_process(
         "--engine", "fixed", "--ttft-ms", str(TTFT_MS), "--itl-ms", f"{itl_ms:g}",
         "--output-tokens", str(TOKENS),
@@ -106,9 +112,9 @@ def run(users: int, seconds: float) -> dict[str, float]:
     }
 
 
-def gevent_floor(users: int, seconds: float) -> tuple[float, float]:
+def gevent_floor(users: int, seconds: float, itl: float | None = None) -> tuple[float, float]:
     """(events/s, events per CPU-s) of bench/gevent_floor.py: readline only, no Locust, no parsing."""
-    itl_ms = users / EVENTS_PER_S * 1000
+    itl_ms = offered_itl_ms(users, itl)
     mock, url = start_mock_process("--engine", "fixed", "--ttft-ms", str(TTFT_MS), "--itl-ms", f"{itl_ms:g}",
                                    "--output-tokens", str(TOKENS))  # fmt: skip
     subprocess.run(["taskset", "-pc", "0", str(mock.pid)], capture_output=True, check=False)
@@ -176,10 +182,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", default="100,1000,2000")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--itl-ms", type=float, default=None, help="fixed ITL (default: ~10k events/s)")
     args = parser.parse_args()
-    rows = [run(int(u), args.seconds) for u in args.users.split(",")]
+    rows = [run(int(u), args.seconds, args.itl_ms) for u in args.users.split(",")]
     print(f"\nllm-locust client capacity vs the mock (fixed engine, TTFT {TTFT_MS:g} ms,")
-    print(f"{TOKENS} tokens/response, ~{EVENTS_PER_S} token events/s offered;")
+    offered = f"ITL {args.itl_ms:g} ms" if args.itl_ms else f"~{EVENTS_PER_S} token events/s offered"
+    print(f"{TOKENS} tokens/response, {offered};")
     print("mock on core 0, one Locust process on core 1)\n")
     head = (
         "| users | ITL ms | events/s | client CPU | events per CPU-s | ΔTTFT p50 / p99 ms"
@@ -200,7 +208,7 @@ def main() -> int:
             f"{r['mock_late_pct']:.2f} % |"
         )
     print("\nKiB per user = marginal RSS over the first row.")
-    rate, per_cpu = gevent_floor(rows[0]["users"], args.seconds)
+    rate, per_cpu = gevent_floor(int(rows[0]["users"]), args.seconds, args.itl_ms)
     print(f"Floor, same setup, {rows[0]['users']:.0f} streams read by bare geventhttpclient readline")
     print(f"(no Locust, no parsing, no metrics): {rate:,.0f} events/s at {per_cpu:,.0f} events per CPU-s.")
     costs = sse_layer_cost_us()

@@ -116,9 +116,7 @@ class Aggregate:
                 h.record(value)
         itl = hist.get("itl")
         if itl is not None:
-            record = itl.record
-            for gap in rec.itl_ms:
-                record(gap)
+            itl.record_many(rec.itl_ms)
 
     # -- merging ---------------------------------------------------------------------------
     def reset(self) -> None:

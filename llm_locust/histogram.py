@@ -10,6 +10,7 @@ merging worker deltas on the master gives bit-for-bit the histogram of one proce
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,35 @@ class Histogram:
             self.min = value
         if value > self.max:
             self.max = value
+
+    def record_many(self, values: Sequence[float]) -> None:
+        """Record every value (e.g. one stream's ITL gaps) at a fraction of :meth:`record`'s cost:
+        the HDR counts index is computed inline, as ``HdrHistogram.record_value`` computes it."""
+        if not values:
+            return
+        hdr = self._hdr
+        counts = hdr.counts
+        mask = hdr.sub_bucket_mask
+        unit = hdr.unit_magnitude
+        shift = hdr.sub_bucket_half_count_magnitude
+        base = unit + shift + 1
+        half = hdr.sub_bucket_half_count
+        units_list = [min(int(v * _SCALE + 0.5), _HIGHEST) if v > 0.0 else 0 for v in values]
+        for units in units_list:
+            bucket = (units | mask).bit_length() - base
+            counts[((bucket + 1) << shift) + (units >> (bucket + unit)) - half] += 1
+        lo, hi = min(units_list), max(units_list)
+        hdr.total_count += len(units_list)
+        hdr.min_value = min(hdr.min_value, lo)
+        hdr.max_value = max(hdr.max_value, hi)
+        self.count += len(units_list)
+        self.total += sum(units_list)
+        self.total_sq += sum(u * u for u in units_list)
+        vmin, vmax = max(min(values), 0.0), max(max(values), 0.0)
+        if vmin < self.min:
+            self.min = vmin
+        if vmax > self.max:
+            self.max = vmax
 
     def reset(self) -> None:
         if self.count:

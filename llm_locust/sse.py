@@ -28,37 +28,40 @@ def _split(raw: bytes) -> list[bytes]:
     return [raw]
 
 
-def iter_events(readline: ReadLine, clock: Callable[[], float]) -> Iterator[tuple[str, str, float]]:
-    """Yield ``(event_name, data, arrived_at_s)`` for each event that has data.
+class SSEDecoder:
+    """Incremental decoder: push raw lines with :meth:`feed`, get the events they complete.
 
-    ``readline(sep)`` returns the next line including ``sep``, or ``b""`` at the end of the body.
-    ``arrived_at_s`` is ``clock()`` read when the event's (last) ``data:`` line arrived.
-    An event still open when the body ends is dispatched, as sseclient-py does.
+    ``feed(raw, at, out)`` takes one line as read (with its terminator), the instant it arrived, and
+    appends ``(event_name, data, arrived_at_s)`` to ``out`` for each event the line completes. An
+    event's instant is the arrival of its (last) ``data:`` line. :meth:`end` returns an event still
+    open when the body ends (it is dispatched, as sseclient-py does).
     """
-    name = "message"
-    data: str | None = None
-    at = 0.0
-    while True:
-        raw = readline(b"\n")
-        if not raw:
-            break
+
+    __slots__ = ("at", "data", "name")
+
+    def __init__(self) -> None:
+        self.name = "message"
+        self.data: str | None = None
+        self.at = 0.0
+
+    def feed(self, raw: bytes, at: float, out: list[tuple[str, str, float]]) -> None:
         if raw == b"\n" or raw == b"\r\n":  # the common blank line that ends an event
-            if data is not None:
-                yield name, data, at
-            name, data = "message", None
-            continue
+            if self.data is not None:
+                out.append((self.name, self.data, self.at))
+            self.name, self.data = "message", None
+            return
         if raw.startswith(b"data: ") and raw.endswith(b"\n") and raw.find(b"\r", 0, -2) < 0:
             # the common case, one "data: ..." line: no splitting, no field parsing
-            at = clock()
+            self.at = at
             value = raw[6:-2] if raw.endswith(b"\r\n") else raw[6:-1]
             text = value.decode("utf-8", "replace")
-            data = text if data is None else f"{data}\n{text}"
-            continue
+            self.data = text if self.data is None else f"{self.data}\n{text}"
+            return
         for line in _split(raw):
             if not line:
-                if data is not None:
-                    yield name, data, at
-                name, data = "message", None
+                if self.data is not None:
+                    out.append((self.name, self.data, self.at))
+                self.name, self.data = "message", None
                 continue
             if line[:1] == b":":
                 continue  # comment
@@ -66,11 +69,38 @@ def iter_events(readline: ReadLine, clock: Callable[[], float]) -> Iterator[tupl
             if value[:1] == b" ":
                 value = value[1:]
             if field == b"data":
-                at = clock()
+                self.at = at
                 text = value.decode("utf-8", "replace")
-                data = text if data is None else f"{data}\n{text}"
+                self.data = text if self.data is None else f"{self.data}\n{text}"
             elif field == b"event":
-                name = value.decode("utf-8", "replace") or "message"
+                self.name = value.decode("utf-8", "replace") or "message"
             # "id" and "retry" do not matter to a load generator; unknown fields are ignored
-    if data is not None:
-        yield name, data, at
+
+    def end(self) -> tuple[str, str, float] | None:
+        """The event still open at the end of the body, if any."""
+        if self.data is None:
+            return None
+        event = (self.name, self.data, self.at)
+        self.name, self.data = "message", None
+        return event
+
+
+def iter_events(readline: ReadLine, clock: Callable[[], float]) -> Iterator[tuple[str, str, float]]:
+    """Yield ``(event_name, data, arrived_at_s)`` for each event that has data.
+
+    ``readline(sep)`` returns the next line including ``sep``, or ``b""`` at the end of the body.
+    ``arrived_at_s`` is ``clock()`` read when the event's (last) ``data:`` line arrived.
+    """
+    decoder = SSEDecoder()
+    out: list[tuple[str, str, float]] = []
+    while True:
+        raw = readline(b"\n")
+        if not raw:
+            break
+        decoder.feed(raw, clock(), out)
+        if out:
+            yield from out
+            out.clear()
+    last = decoder.end()
+    if last is not None:
+        yield last

@@ -15,7 +15,7 @@ from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from locust import User, constant
 from locust.exception import StopUser
 
-from llm_locust import openai_chat, rxclock
+from llm_locust import openai_chat, reactor, rxclock
 from llm_locust.plugin import LLMState, install, state_of
 from llm_locust.records import CANCELLED, OK, RequestRecord, RequestTimer
 from llm_locust.sse import iter_events
@@ -33,6 +33,43 @@ class _StreamEnd(Exception):
     def __init__(self, category: str, detail: str) -> None:
         self.category = category
         self.detail = detail
+
+
+class _Reading:
+    """What one stream said so far: fed one SSE event at a time, by either reader."""
+
+    __slots__ = ("done_at", "finish", "text", "timer", "timings", "usage_in", "usage_out")
+
+    def __init__(self, timer: RequestTimer) -> None:
+        self.timer = timer
+        self.text: list[str] = []
+        self.finish: str | None = None
+        self.usage_out: int | None = None
+        self.usage_in: int | None = None
+        self.timings: dict[str, Any] | None = None
+        self.done_at: float | None = None
+
+    def event(self, name: str, data: str, at: float) -> bool:
+        """Take one event; True at ``[DONE]``. Raises _StreamEnd / BadEvent on a failed stream."""
+        if data == "[DONE]":
+            self.done_at = at
+            return True
+        if name == "error":
+            raise _StreamEnd("server_error_event", data[:200])
+        delta = openai_chat.parse_chunk(data)
+        if delta.error is not None:
+            raise _StreamEnd("server_error_event", delta.error[:200])
+        if delta.content or delta.reasoning:
+            self.timer.text(at, bool(delta.content))
+            self.text.append(delta.content or delta.reasoning)
+        if delta.finish_reason is not None:
+            self.finish = delta.finish_reason
+        if delta.timings is not None:
+            self.timings = delta.timings
+        if delta.completion_tokens is not None:
+            self.usage_out = delta.completion_tokens
+            self.usage_in = delta.prompt_tokens
+        return False
 
 
 class LLMUser(User):
@@ -164,35 +201,17 @@ class LLMUser(User):
         if status >= 400:
             return self._http_error(response, timer, status), ""
         clock = rxclock.event_clock(response._sock)  # taken now: the response drops it at the end
-        parse = openai_chat.parse_chunk
-        text = ""
-        finish: str | None = None
-        usage_out: int | None = None
-        usage_in: int | None = None
-        server_timings: dict[str, Any] | None = None
-        done_at: float | None = None
+        reading = _Reading(timer)
+        last_read_at: float | None = None
         category = OK
         detail = ""
         try:
-            for name, data, at in iter_events(response.readline, clock):
-                if data == "[DONE]":
-                    done_at = at
-                    break
-                if name == "error":
-                    raise _StreamEnd("server_error_event", data[:200])
-                delta = parse(data)
-                if delta.error is not None:
-                    raise _StreamEnd("server_error_event", delta.error[:200])
-                if delta.content or delta.reasoning:
-                    timer.text(at, bool(delta.content))
-                    text += delta.content or delta.reasoning
-                if delta.finish_reason is not None:
-                    finish = delta.finish_reason
-                if delta.timings is not None:
-                    server_timings = delta.timings
-                if delta.completion_tokens is not None:
-                    usage_out = delta.completion_tokens
-                    usage_in = delta.prompt_tokens
+            if reactor.usable(response):
+                last_read_at = reactor.read_events(response, reading.event)
+            else:
+                for name, data, at in iter_events(response.readline, clock):
+                    if reading.event(name, data, at):
+                        break
         except _StreamEnd as end:
             category, detail = end.category, end.detail
         except openai_chat.BadEvent as exc:
@@ -203,11 +222,11 @@ class LLMUser(User):
             raise
         except Exception as exc:  # a shape our parser did not expect
             category, detail = "bad_event", f"{type(exc).__name__}: {exc}"[:200]
-
+        done_at = reading.done_at
         if category == OK:
             if done_at is None:
-                done_at = clock()
-                if finish is None:
+                done_at = last_read_at if last_read_at is not None else clock()
+                if reading.finish is None:
                     category, detail = "truncated", "stream closed without [DONE] or finish_reason"
             else:
                 self._drain(response)
@@ -216,10 +235,10 @@ class LLMUser(User):
         if category != OK:
             self._drop_connection()
         rec = timer.finish(category, detail, done_at_s=done_at)
-        rec = _with_stream_counts(rec, usage_out, usage_in)
-        if server_timings is not None:
-            rec = _replace(rec, server_timings=server_timings)
-        return rec, text
+        rec = _with_stream_counts(rec, reading.usage_out, reading.usage_in)
+        if reading.timings is not None:
+            rec = _replace(rec, server_timings=reading.timings)
+        return rec, "".join(reading.text)
 
     def _drain(self, response: Any) -> None:
         """Read to the end of the body after [DONE] so the connection can be reused."""
@@ -253,6 +272,8 @@ class LLMUser(User):
     def _with_token_counts(self, rec: RequestRecord, text: str, msgs: list[dict[str, str]]) -> RequestRecord:
         state = self._llm
         need_tokenizer = rec.output_tokens_source != "usage" or rec.input_tokens_source != "usage"
+        if not need_tokenizer and not state.check_usage_now():
+            return rec
         tokenizer = state.tokenizer(wait=need_tokenizer)
         if tokenizer is None:
             return rec

@@ -1,0 +1,186 @@
+"""One reader for every stream of the process: token events without a greenlet switch each.
+
+With one greenlet per stream, every token event costs a wake-up of that greenlet (gevent's waiter,
+watcher start and stop, two switches, a failed ``recv`` before each wait): about half of the
+client's CPU at 512 streams. Here the user's greenlet sends the request and reads the headers as
+before, then hands the socket to the process's :class:`Reactor` and sleeps until the stream ends.
+The reactor keeps the sockets in one ``epoll`` set, wakes once for all the sockets that are ready,
+and for each one reads what arrived (``recvmsg`` with the kernel's receive timestamp), feeds it to
+the response's HTTP parser, splits the body into lines and SSE events, and hands each event to the
+stream's consumer, timestamped when its bytes reached the socket.
+
+Used for plain-HTTP connections on Linux (sockets from :mod:`llm_locust.rxclock`); TLS connections
+read through the greenlet as before (:func:`llm_locust.sse.iter_events`).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import gevent.monkey
+from gevent.event import AsyncResult
+from geventhttpclient.response import HTTPParseError
+
+from llm_locust.rxclock import SO_TIMESTAMPNS, RxTimestampSocket
+from llm_locust.sse import SSEDecoder
+
+#: ``on_event(name, data, arrived_at_s)``; returns True when the stream is finished (``[DONE]``).
+OnEvent = Callable[[str, str, float], bool]
+
+_READ_BYTES = 65536
+_CMSG_SPACE = 64
+_MAX_AGE_NS = 1_000_000_000
+
+
+def _epoll_class() -> Any:
+    """The real ``select.epoll`` (gevent's monkey-patching removes it from ``select``)."""
+    try:
+        return gevent.monkey.get_original("select", "epoll")
+    except AttributeError:
+        return None
+
+
+def usable(response: Any) -> bool:
+    """Whether the reactor can read this response (a plain-TCP socket of ours, on Linux)."""
+    return isinstance(getattr(response, "_sock", None), RxTimestampSocket) and _epoll_class() is not None
+
+
+def read_events(response: Any, on_event: OnEvent) -> float:
+    """Feed the response body's SSE events to ``on_event`` until it returns True or the body ends;
+    blocks the calling greenlet meanwhile. Returns when the last bytes were read (``perf_counter``
+    seconds). Raises what ``on_event`` raised, ``OSError`` or ``HTTPParseError``."""
+    hub: Any = gevent.get_hub()
+    reactor = getattr(hub, "llm_locust_reactor", None)
+    if reactor is None:
+        reactor = hub.llm_locust_reactor = Reactor(hub)
+    return reactor.read(response, on_event)
+
+
+class _Stream:
+    """One response being read: its socket, parser, SSE state and consumer."""
+
+    __slots__ = ("decoder", "done", "events", "fd", "last_at", "on_event", "raw", "response", "result")
+
+    def __init__(self, response: Any, on_event: OnEvent) -> None:
+        self.response = response
+        self.raw = response._sock._sock  # the non-blocking socket under gevent's wrapper
+        self.fd: int = self.raw.fileno()
+        self.on_event = on_event
+        self.decoder = SSEDecoder()
+        self.events: list[tuple[str, str, float]] = []
+        self.result = AsyncResult()
+        self.last_at = time.perf_counter()
+        self.done = False
+
+    def readable(self) -> None:
+        """Read what arrived; set :attr:`result` when the stream is over."""
+        try:
+            data, ancdata, _flags, _addr = self.raw.recvmsg(_READ_BYTES, _CMSG_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.finish(exc)
+            return
+        at = time.perf_counter()
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                sec, nsec = struct.unpack("qq", payload[:16])
+                age = time.time_ns() - (sec * 1_000_000_000 + nsec)
+                if 0 < age < _MAX_AGE_NS:
+                    at -= age / 1e9
+        self.last_at = at
+        try:
+            self.response.feed(data)
+            if not data and not self.response.message_complete:
+                raise HTTPParseError("connection closed before the end of the body")
+            self.consume(at)
+        except Exception as exc:  # the consumer's verdict (or a protocol error) ends the stream
+            self.finish(exc)
+
+    def consume(self, at: float) -> None:
+        """Hand the complete lines buffered in the response to the decoder and the consumer."""
+        buf: bytearray = self.response._body_buffer
+        feed, events, on_event = self.decoder.feed, self.events, self.on_event
+        start = 0
+        while True:
+            end = buf.find(b"\n", start) + 1
+            if not end:
+                break
+            feed(bytes(buf[start:end]), at, events)
+            start = end
+            if events:
+                for name, data, event_at in events:
+                    if on_event(name, data, event_at):
+                        del buf[:start]
+                        events.clear()
+                        self.finish(None)
+                        return
+                events.clear()
+        if start:
+            del buf[:start]
+        if self.response.message_complete:
+            # the rest of a last line without its newline is dropped, as geventhttpclient's readline does
+            last = self.decoder.end()
+            if last is not None:
+                on_event(*last)
+            self.finish(None)
+
+    def finish(self, exc: BaseException | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        if exc is None:
+            self.result.set(self.last_at)
+        else:
+            self.result.set_exception(exc)
+
+
+class Reactor:
+    """The process's stream reader: one ``epoll`` set, one greenlet (started when needed)."""
+
+    def __init__(self, hub: Any) -> None:
+        self._hub = hub
+        self._epoll = _epoll_class()()
+        self._streams: dict[int, _Stream] = {}
+        self._greenlet: gevent.Greenlet | None = None
+
+    def read(self, response: Any, on_event: OnEvent) -> float:
+        stream = _Stream(response, on_event)
+        try:
+            stream.consume(stream.last_at)  # body bytes that came with the headers
+        except Exception as exc:
+            stream.finish(exc)
+        if not stream.done:
+            self._epoll.register(stream.fd, select.EPOLLIN)
+            self._streams[stream.fd] = stream
+            if self._greenlet is None or self._greenlet.dead:
+                self._greenlet = gevent.spawn(self._run)
+        try:
+            return stream.result.get()  # type: ignore[no-any-return]
+        finally:  # also when the deadline or the end of the test interrupts the wait
+            if self._streams.get(stream.fd) is stream:
+                del self._streams[stream.fd]
+                self._epoll.unregister(stream.fd)
+
+    def _run(self) -> None:
+        watcher = self._hub.loop.io(self._epoll.fileno(), 1)
+        poll, streams = self._epoll.poll, self._streams
+        try:
+            while streams:
+                self._hub.wait(watcher)
+                for fd, _mask in poll(0):
+                    stream = streams.get(fd)
+                    if stream is None:
+                        continue
+                    stream.readable()
+                    if stream.done:
+                        del streams[fd]
+                        self._epoll.unregister(fd)
+        finally:
+            watcher.close()

@@ -1,0 +1,51 @@
+"""Batched recording gives exactly what recording one value at a time gives."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from locust.stats import RequestStats
+
+from llm_locust.histogram import Histogram
+from llm_locust.plugin import log_many
+
+EDGES = [0.0, -1.0, 0.0004, 1.9, 2.049, 20.0, 1e6, 4e9]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_record_many_equals_record(seed: int) -> None:
+    rng = random.Random(seed)
+    values = [rng.choice([*EDGES, rng.expovariate(0.05), rng.uniform(0, 3)]) for _ in range(500)]
+    one, many = Histogram(), Histogram()
+    for v in values:
+        one.record(v)
+    many.record_many(values[:250])
+    many.record_many(values[250:])
+    assert many._hdr.encode() == one._hdr.encode()  # same HDR counts, min, max, total
+    assert (many.count, many.total, many.total_sq, many.min, many.max) == (
+        one.count, one.total, one.total_sq, one.min, one.max,
+    )  # fmt: skip
+    assert many.summary() == one.summary()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_log_many_equals_locust_log(seed: int) -> None:
+    rng = random.Random(seed)
+    values = [rng.choice([0.0, 0.4, 17.2, 99.6, 150.0, 1234.5, 88888.0, rng.expovariate(0.05)])
+              for _ in range(rng.randint(1, 300))]  # fmt: skip
+    for _attempt in range(3):  # both must log within one wall-clock second
+        second = int(time.time())
+        one = RequestStats(use_response_times_cache=True).get("ITL", "LLM")
+        many = RequestStats(use_response_times_cache=True).get("ITL", "LLM")
+        for v in values:
+            one.log(v, 0)
+        log_many(many, values)
+        if int(time.time()) == second:
+            break
+    a, b = one.serialize(), many.serialize()
+    for key in ("start_time", "last_request_timestamp"):
+        a.pop(key), b.pop(key)
+    assert a.pop("total_response_time") == pytest.approx(b.pop("total_response_time"), rel=1e-12)
+    assert a == b
