@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from llm_locust.cli import start_mock_process  # noqa: E402
 
 TTFT_MS = 100.0
-TOKENS = 100
+TOKENS = int(os.environ.get("BENCH_TOKENS", "100"))
 EVENTS_PER_S = 10_000
 
 

@@ -69,10 +69,44 @@ def parse_chunk(data: str) -> Delta:
 
     Raises :class:`BadEvent` for invalid JSON or an object that is neither a chunk nor an error.
     """
+    return delta_of(load(data), data)
+
+
+def load(data: str) -> Any:
+    """The JSON of one ``data:`` payload; :class:`BadEvent` if it is not JSON."""
     try:
-        obj = orjson.loads(data)
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise BadEvent(f"invalid JSON in event: {data[:80]!r}") from exc
+
+
+def plain_content(obj: Any) -> str | None:
+    """The text of the common chunk that carries only text (one choice, ``delta.content``, no finish
+    reason, usage, timings, reasoning or error), else None: then use :func:`delta_of`. Where this
+    returns text, ``delta_of`` returns ``Delta(content=text)``; it only skips building the Delta."""
+    if type(obj) is not dict:
+        return None
+    choices = obj.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("finish_reason") is not None:
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict:
+        return None
+    content = delta.get("content")
+    if type(content) is not str or not content or delta.get("reasoning_content") or delta.get("reasoning"):
+        return None
+    if obj.get("error") or obj.get("usage") is not None or obj.get("timings") is not None:
+        return None
+    if obj.get("object") == "error":
+        return None
+    return content
+
+
+def delta_of(obj: Any, data: str) -> Delta:
+    """What a decoded chunk carried (``data`` is its text, for error messages)."""
     if not isinstance(obj, dict):
         raise BadEvent(f"event is not a JSON object: {data[:80]!r}")
     if obj.get("error"):
@@ -95,7 +129,9 @@ def parse_chunk(data: str) -> Delta:
             return _EMPTY
         return Delta(completion_tokens=completion_tokens, prompt_tokens=prompt_tokens, timings=timings)
     choice = choices[0]
-    delta = choice.get("delta") or {}
+    delta = choice.get("delta") or {} if isinstance(choice, dict) else None
+    if not isinstance(delta, dict):
+        raise BadEvent(f"event's first choice has no 'delta' object: {data[:80]!r}")
     content = delta.get("content") or ""
     reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
     finish = choice.get("finish_reason")

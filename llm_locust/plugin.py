@@ -11,6 +11,7 @@ the last seconds are never lost (Locust itself waits only 0.5 s for them).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from locust import events
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 from locust.stats import bucket_response_time
 
-from llm_locust import openai_chat, progress, report, webui
+from llm_locust import openai_chat, progress, reactor, report, webui
 from llm_locust.aggregate import Aggregate
 from llm_locust.errors import ConfigError, LLMFailure
 from llm_locust.options import (
@@ -129,10 +130,10 @@ class LLMState:
 
     def check_usage_now(self) -> bool:
         """Whether to count a response the server already counted (usage), to check the two agree.
-        The first 100 such responses, then one in 10: the check is a diagnostic, and a thread-pool
+        The first 100 such responses, then one in 20: the check is a diagnostic, and a thread-pool
         hand-off per request was 15 % of the client's CPU at 512 streams."""
         self._usage_checks += 1
-        return self._usage_checks <= 100 or self._usage_checks % 10 == 0
+        return self._usage_checks <= 100 or self._usage_checks % 20 == 0
 
     def prompt_tokens(self, tokenizer: Tokenizer, text: str) -> int:
         """Client-side count of a prompt's text, cached (prompts repeat)."""
@@ -289,6 +290,7 @@ def _on_spawned(state: LLMState, user_count: int) -> None:
 def _on_test_start(state: LLMState) -> None:
     env = state.environment
     try:
+        reactor.choose_reader(os.environ.get("LLM_LOCUST_READER", "reactor"))
         config = config_from_options(env.parsed_options, env.host)
         if not config.model:
             from llm_locust.discovery import first_model

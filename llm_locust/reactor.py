@@ -27,6 +27,7 @@ import gevent.monkey
 from gevent.event import AsyncResult
 from geventhttpclient.response import HTTPParseError
 
+from llm_locust.errors import ConfigError
 from llm_locust.rxclock import SO_TIMESTAMPNS, RxTimestampSocket
 from llm_locust.sse import SSEDecoder
 
@@ -46,9 +47,25 @@ def _epoll_class() -> Any:
         return None
 
 
+#: ``LLM_LOCUST_READER``: "reactor" (default) or "greenlet" (every stream read by its own greenlet,
+#: as TLS connections are; for comparisons in bench/ and tests). Read once per test by the plugin.
+READERS = ("reactor", "greenlet")
+_reader = ["reactor"]
+
+
+def choose_reader(name: str) -> None:
+    if name not in READERS:
+        raise ConfigError(f"LLM_LOCUST_READER={name!r} is unknown; choose one of {', '.join(READERS)}")
+    _reader[0] = name
+
+
 def usable(response: Any) -> bool:
     """Whether the reactor can read this response (a plain-TCP socket of ours, on Linux)."""
-    return isinstance(getattr(response, "_sock", None), RxTimestampSocket) and _epoll_class() is not None
+    return (
+        _reader[0] == "reactor"
+        and isinstance(getattr(response, "_sock", None), RxTimestampSocket)
+        and _epoll_class() is not None
+    )
 
 
 def read_events(response: Any, on_event: OnEvent) -> float:
@@ -106,7 +123,21 @@ class _Stream:
     def consume(self, at: float) -> None:
         """Hand the complete lines buffered in the response to the decoder and the consumer."""
         buf: bytearray = self.response._body_buffer
-        feed, events, on_event = self.decoder.feed, self.events, self.on_event
+        decoder = self.decoder
+        if (
+            decoder.data is None
+            and buf.startswith(b"data: ")
+            and buf.find(b"\n") == len(buf) - 2
+            and buf.endswith(b"\n\n")
+            and b"\r" not in buf
+        ):  # the common read: exactly one whole one-line event
+            name, decoder.name = decoder.name, "message"
+            data = buf[6:-2].decode("utf-8", "replace")
+            buf.clear()
+            if self.on_event(name, data, at) or self.response.message_complete:
+                self.finish(None)
+            return
+        feed, events, on_event = decoder.feed, self.events, self.on_event
         start = 0
         while True:
             end = buf.find(b"\n", start) + 1

@@ -56,7 +56,13 @@ class _Reading:
             return True
         if name == "error":
             raise _StreamEnd("server_error_event", data[:200])
-        delta = openai_chat.parse_chunk(data)
+        obj = openai_chat.load(data)
+        content = openai_chat.plain_content(obj)
+        if content is not None:  # most events: one token of text
+            self.timer.text(at, True)
+            self.text.append(content)
+            return False
+        delta = openai_chat.delta_of(obj, data)
         if delta.error is not None:
             raise _StreamEnd("server_error_event", delta.error[:200])
         if delta.content or delta.reasoning:

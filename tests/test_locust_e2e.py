@@ -8,13 +8,18 @@ from pathlib import Path
 import pytest
 from conftest import LOCUSTFILES, TEST_LOCUSTFILES, run_locust
 
+#: Both stream readers: the process-wide reactor (plain HTTP on Linux) and one greenlet per stream
+#: (TLS connections, or LLM_LOCUST_READER=greenlet).
+READERS = pytest.mark.parametrize("reader", ["reactor", "greenlet"])
 
-def test_known_timing_and_exact_tokens(tmp_path: Path, mock_engine) -> None:
+
+@READERS
+def test_known_timing_and_exact_tokens(tmp_path: Path, mock_engine, reader: str) -> None:
     mock = mock_engine("--engine", "fixed", "--ttft-ms", "200", "--itl-ms", "25", "--output-tokens", "20")
     csv_path = tmp_path / "llm.csv"
     run = run_locust(
         tmp_path, mock.url, "-u", "4", "-r", "4", "-t", "4s", "--stop-timeout", "5", "--model", "mock",
-        "--llm-csv", str(csv_path),
+        "--llm-csv", str(csv_path), env={"LLM_LOCUST_READER": reader},
     )  # fmt: skip
     assert run.returncode == 0, run.output
     res = run.results
@@ -47,7 +52,8 @@ def test_known_timing_and_exact_tokens(tmp_path: Path, mock_engine) -> None:
     assert "llm-locust results" in run.output
 
 
-def test_every_fault_category_counted_exactly_once(tmp_path: Path, mock_engine) -> None:
+@READERS
+def test_every_fault_category_counted_exactly_once(tmp_path: Path, mock_engine, reader: str) -> None:
     mock = mock_engine(
         "--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "5", "--output-tokens", "10", "--stall-s", "3"
     )
@@ -65,6 +71,7 @@ def test_every_fault_category_counted_exactly_once(tmp_path: Path, mock_engine) 
         "--model",
         "mock",
         locustfile=TEST_LOCUSTFILES / "faults.py",
+        env={"LLM_LOCUST_READER": reader},
     )
     res = run.results
     assert res is not None, run.output

@@ -85,3 +85,34 @@ def test_llama_cpp_timings_are_kept() -> None:
     timings = {"prompt_n": 19, "prompt_ms": 28.7, "predicted_n": 16, "predicted_ms": 53.6}
     d = parse_chunk(chunk(None, usage={"prompt_tokens": 19, "completion_tokens": 16}, timings=timings))
     assert d.timings == timings and d.completion_tokens == 16
+
+
+def test_plain_content_fast_path_agrees_with_delta_of() -> None:
+    """The fast path returns text exactly when delta_of would return Delta(content=text)."""
+    import itertools
+
+    from llm_locust.openai_chat import delta_of, load, plain_content
+
+    deltas = [{}, {"content": "a"}, {"content": ""}, {"content": None}, {"content": 3},
+              {"content": "a", "reasoning_content": "r"}, {"content": "a", "reasoning": ""},
+              {"role": "assistant", "content": "x"}, "notadict"]  # fmt: skip
+    finishes = [None, "stop"]
+    extras = [{}, {"usage": {"completion_tokens": 3}}, {"usage": None}, {"timings": {"x": 1}},
+              {"error": "boom"}, {"error": None}, {"object": "error"}]  # fmt: skip
+    seen_fast = 0
+    for d, f, extra in itertools.product(deltas, finishes, extras):
+        for choices in ([{"index": 0, "delta": d, "finish_reason": f}],
+                        [{"index": 0, "delta": d}, {"index": 1, "delta": d}], []):  # fmt: skip
+            obj = {"object": "chat.completion.chunk", "choices": choices, **extra}
+            data = orjson.dumps(obj).decode()
+            fast = plain_content(load(data))
+            try:
+                slow = delta_of(load(data), data)
+            except BadEvent:
+                assert fast is None
+                continue
+            if fast is not None:  # declining is always safe: delta_of then decides
+                seen_fast += 1
+                assert slow == Delta(content=fast), data
+    assert seen_fast > 0
+    assert plain_content(load(chunk({"content": " the"}))) == " the"  # the common chunk takes it
