@@ -1,5 +1,5 @@
-"""``llm-locust``: ``mock`` (the built-in engine), ``demo`` (mock + the seed ladder, short) and
-``compare`` (results files side by side)."""
+"""``llm-locust``: ``mock`` (the built-in engine), ``demo`` (mock + the seed ladder, short),
+``compare`` (results files side by side) and ``report`` (summary and HTML from a results file)."""
 
 from __future__ import annotations
 
@@ -88,7 +88,35 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("files", nargs="*", metavar="RESULTS.json", help="Two or more; the first is the baseline")
     c.add_argument("--names", default=None, help="Comma-separated run names (default: the file stems)")
     c.add_argument("--html", default=None, metavar="PATH", help="Also write a self-contained HTML report")
+    r = sub.add_parser("report", help="Print the summary of a results file; --html writes its HTML report")
+    r.add_argument("file", metavar="RESULTS.json", help="A results file written by --llm-json")
+    r.add_argument("--html", default=None, metavar="PATH", help="Write the self-contained HTML report")
     return parser
+
+
+def _report(path: str, html_path: str | None) -> int:
+    """``llm-locust report``: the end-of-run summary again, and the --llm-html page, from a JSON file."""
+    from llm_locust.compare import CompareError, load
+    from llm_locust.report import format_summary
+
+    try:
+        results = load(path).results
+        print(format_summary(results))
+        if html_path:
+            from llm_locust.html_report import write_html
+
+            try:
+                write_html(html_path, results)
+            except OSError as exc:
+                raise CompareError(f"cannot write --html {html_path}: {exc.strerror}") from None
+            print(f"HTML report: {html_path}")
+    except CompareError as exc:
+        print(f"llm-locust report: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:  # a results file from another version, without a key the summary needs
+        print(f"llm-locust report: error: {path} has no {exc} key; write it with --llm-json", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         from llm_locust.compare import run
 
         return run(args.files, args.names, args.html)
+    if args.command == "report":
+        return _report(args.file, args.html)
     return _demo(args)
 
 

@@ -15,6 +15,7 @@ read through the greenlet as before (:func:`llm_locust.sse.iter_events`).
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -196,8 +197,12 @@ class Reactor:
             return stream.result.get()  # type: ignore[no-any-return]
         finally:  # also when the deadline or the end of the test interrupts the wait
             if self._streams.get(stream.fd) is stream:
-                del self._streams[stream.fd]
-                self._epoll.unregister(stream.fd)
+                self._forget(stream.fd)
+
+    def _forget(self, fd: int) -> None:
+        del self._streams[fd]
+        with contextlib.suppress(OSError):  # already gone if the socket was closed meanwhile
+            self._epoll.unregister(fd)
 
     def _run(self) -> None:
         watcher = self._hub.loop.io(self._epoll.fileno(), 1)
@@ -209,9 +214,11 @@ class Reactor:
                     stream = streams.get(fd)
                     if stream is None:
                         continue
-                    stream.readable()
+                    try:
+                        stream.readable()
+                    except Exception as exc:  # never let one stream stop the reader of all the others
+                        stream.finish(exc)
                     if stream.done:
-                        del streams[fd]
-                        self._epoll.unregister(fd)
+                        self._forget(fd)
         finally:
             watcher.close()

@@ -278,3 +278,26 @@ def test_write_html_creates_the_directory(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "report.html"
     html_report.write_html(str(path), report.results(Aggregate(), _meta(), []))
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_llm_locust_report_renders_a_saved_results_file(tmp_path: Path, capsys: Any) -> None:
+    """`llm-locust report results.json --html out.html`: the summary again and the same page."""
+    import orjson
+
+    from llm_locust.cli import main
+
+    agg = Aggregate()
+    for ttft in (100.0, 120.0):
+        agg.record(make_record(ttft_ms=ttft))
+    res = report.results(agg, _meta(), [])
+    saved = tmp_path / "results.json"
+    saved.write_bytes(orjson.dumps(res))
+    out = tmp_path / "out" / "report.html"
+    assert main(["report", str(saved), "--html", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "llm-locust results" in printed and "Successful requests:                        2" in printed
+    assert out.read_text(encoding="utf-8") == html_report.render(orjson.loads(saved.read_bytes()))
+    (tmp_path / "bad.json").write_text('{"completed": 1}')
+    assert main(["report", str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not an llm-locust results file" in err
