@@ -35,7 +35,7 @@ from llm_locust.sse import SSEDecoder
 #: ``on_event(name, data, arrived_at_s)``; returns True when the stream is finished (``[DONE]``).
 OnEvent = Callable[[str, str, float], bool]
 
-_READ_BYTES = 65536
+_READ_BYTES = 16384
 _CMSG_SPACE = 64
 _MAX_AGE_NS = 1_000_000_000
 

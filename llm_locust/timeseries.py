@@ -55,6 +55,10 @@ class TimeSeries:
         self.points: list[Point] = []
         self._current = Aggregate(WINDOW_METRICS, with_levels=False)
         self._buckets: deque[tuple[float, Aggregate]] = deque()  # (closed at, bucket)
+        # Aggregates are reused, not reallocated: each HDR histogram is a 264 KiB array, and a fresh
+        # set every 2 s fragmented the heap (RSS grew with the run's length).
+        self._spare: list[Aggregate] = []
+        self._window = Aggregate(WINDOW_METRICS, with_levels=False)
         self._started_s: float | None = None
         self._completed = 0
         self._failed = 0
@@ -68,7 +72,8 @@ class TimeSeries:
     def reset(self) -> None:
         """Locust's stats reset: forget the points and start over."""
         self.points.clear()
-        self._buckets.clear()
+        while self._buckets:
+            self._recycle(self._buckets.popleft()[1])
         self._current.reset()
         self._started_s = None
         self._completed = 0
@@ -78,13 +83,15 @@ class TimeSeries:
         """Close the current bucket at ``now_s`` (Unix time) and append the window's point."""
         if self._started_s is None:
             self._started_s = now_s - self.bucket_s
-        bucket, self._current = self._current, Aggregate(WINDOW_METRICS, with_levels=False)
+        bucket = self._current
+        self._current = self._spare.pop() if self._spare else Aggregate(WINDOW_METRICS, with_levels=False)
         self._completed += bucket.counts["completed"]
         self._failed += bucket.failed
         self._buckets.append((now_s, bucket))
         while self._buckets and self._buckets[0][0] <= now_s - self.window_s:
-            self._buckets.popleft()
-        window = Aggregate(WINDOW_METRICS, with_levels=False)
+            self._recycle(self._buckets.popleft()[1])
+        window = self._window
+        window.reset()
         for _closed, b in self._buckets:
             window.merge(b)
         span_s = max(min(self.window_s, now_s - self._started_s), 1e-9)
@@ -108,6 +115,10 @@ class TimeSeries:
         )
         self.points.append(point)
         return point
+
+    def _recycle(self, bucket: Aggregate) -> None:
+        bucket.reset()
+        self._spare.append(bucket)
 
     def to_json(self) -> list[dict[str, Any]]:
         return [asdict(p) for p in self.points]

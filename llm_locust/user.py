@@ -49,6 +49,12 @@ class _Reading:
         self.timings: dict[str, Any] | None = None
         self.done_at: float | None = None
 
+    def _add_text(self, piece: str) -> None:
+        text = self.text
+        text.append(piece)
+        if len(text) >= 64:  # a list of one-token strings costs ~57 bytes per token per open stream
+            text[:] = ["".join(text)]
+
     def event(self, name: str, data: str, at: float) -> bool:
         """Take one event; True at ``[DONE]``. Raises _StreamEnd / BadEvent on a failed stream."""
         if data == "[DONE]":
@@ -60,14 +66,14 @@ class _Reading:
         content = openai_chat.plain_content(obj)
         if content is not None:  # most events: one token of text
             self.timer.text(at, True)
-            self.text.append(content)
+            self._add_text(content)
             return False
         delta = openai_chat.delta_of(obj, data)
         if delta.error is not None:
             raise _StreamEnd("server_error_event", delta.error[:200])
         if delta.content or delta.reasoning:
             self.timer.text(at, bool(delta.content))
-            self.text.append(delta.content or delta.reasoning)
+            self._add_text(delta.content or delta.reasoning)
         if delta.finish_reason is not None:
             self.finish = delta.finish_reason
         if delta.timings is not None:
