@@ -19,18 +19,19 @@ from typing import Any
 import orjson
 
 from llm_locust import charts
+from llm_locust.report import METRIC_ROWS
 
-#: (key stem in the results, label, unit, definition) for the summary table.
-_METRICS: tuple[tuple[str, str, str, str], ...] = (
-    ("ttft", "TTFT", "ms", "first text event − send"),
-    ("tpot", "TPOT", "ms", "(e2e − TTFT) / (output tokens − 1)"),
-    ("itl", "ITL", "ms", "gap between text events, pooled"),
-    ("e2el", "E2E latency", "ms", "last text event − send"),
-    ("ttfb", "TTFB", "ms", "response headers − send"),
-    ("ttfvt", "TTFVT", "ms", "first visible (non-reasoning) text − send"),
-    ("tokens_per_s", "Per-stream tok/s", "tok/s", "output tokens / e2e, per request"),
-    ("decode_tokens_per_s", "Decode tok/s", "tok/s", "1000 / TPOT, per request"),
-)
+#: The definition shown next to each metric of the summary table (keyed by its stem in the results).
+_DEFINITIONS: dict[str, str] = {
+    "ttft": "first text event − send",
+    "tpot": "(e2e − TTFT) / (output tokens − 1)",
+    "itl": "gap between text events, pooled",
+    "e2el": "last text event − send",
+    "ttfb": "response headers − send",
+    "ttfvt": "first visible (non-reasoning) text − send",
+    "tokens_per_s": "output tokens / e2e, per request",
+    "decode_tokens_per_s": "1000 / TPOT, per request",
+}
 _STATS = ("mean", "median", "p90", "p95", "p99", "min", "max")
 
 #: (key in ``histograms``, result key stem, title, unit of x, what is counted)
@@ -219,7 +220,8 @@ def _header(res: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
 
 def _summary_section(res: Mapping[str, Any]) -> str:
     rows = []
-    for stem, label, unit, definition in _METRICS:
+    for _name, stem, label, unit in METRIC_ROWS:
+        definition = _DEFINITIONS[stem]
         count = res.get(f"count_{stem}")
         if not count:
             continue

@@ -14,8 +14,8 @@ from llm_locust.aggregate import Aggregate
 from llm_locust.histogram import Histogram
 from llm_locust.records import FAILURE_CATEGORIES
 
-#: (our histogram name, key stem in the JSON, label in the summary, unit)
-_METRIC_ROWS: tuple[tuple[str, str, str, str], ...] = (
+#: (our histogram name, key stem in the JSON, label in the summary, unit), in the summary's order
+METRIC_ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("ttft", "ttft", "TTFT", "ms"),
     ("tpot", "tpot", "TPOT", "ms"),
     ("itl", "itl", "ITL", "ms"),
@@ -96,7 +96,7 @@ def results(
         "concurrency": agg.busy_s / d if d else 0.0,
         "text_events": c["text_events"],
     }
-    for name, stem, _label, unit in _METRIC_ROWS:
+    for name, stem, _label, unit in METRIC_ROWS:
         res.update(_metric_keys(stem, agg.hist[name], "_ms" if unit == "ms" else ""))
     compared = c["usage_compared"]
     res["output_tokens_source"] = dict(agg.output_sources)
@@ -186,7 +186,7 @@ def format_summary(res: dict[str, Any]) -> str:
         )
     head = f"{'metric':<20}{'mean':>10}{'median':>10}{'p90':>10}{'p95':>10}{'p99':>10}{'min':>10}{'max':>10}"
     lines += ["-" * 72, head]
-    for _name, stem, label, unit in _METRIC_ROWS:
+    for _name, stem, label, unit in METRIC_ROWS:
         sfx = "_ms" if unit == "ms" else ""
         if not res[f"count_{stem}"]:
             continue
@@ -228,7 +228,7 @@ def write_csv(path: str, res: dict[str, Any]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(("metric", "unit", *cols))
-        for _name, stem, _label, unit in _METRIC_ROWS:
+        for _name, stem, _label, unit in METRIC_ROWS:
             sfx = "_ms" if unit == "ms" else ""
             row = [res[f"count_{stem}"]] + [res[f"{k}_{stem}{sfx}"] for k in cols[1:]]
             writer.writerow((stem, unit, *("" if v is None else v for v in row)))
