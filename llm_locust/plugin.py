@@ -150,10 +150,10 @@ class LLMState:
         self.aggregate.reset()
         self.timeseries.reset()
 
-    def sample(self) -> None:
+    def sample(self, last: bool = False) -> None:
         runner: Any = self.environment.runner
         users = runner.user_count if runner is not None else 0
-        self.timeseries.sample(time.time(), users, self.in_flight_total(), self.level)
+        self.timeseries.sample(time.time(), users, self.in_flight_total(), self.level, last=last)
 
     # -- recording ---------------------------------------------------------------------------
     def record(self, rec: RequestRecord) -> None:
@@ -319,7 +319,7 @@ def _mark_end(state: LLMState) -> None:
     if state.sampler is not None:
         state.sampler.kill(block=False)
         state.sampler = None
-        state.sample()  # the last point includes the workers' final reports
+        state.sample(last=True)  # the last point includes the workers' final reports
 
 
 def _sample_loop(state: LLMState) -> None:

@@ -22,6 +22,9 @@ WINDOW_METRICS: tuple[str, ...] = ("ttft", "tpot", "e2el", "tokens_per_s")
 
 DEFAULT_BUCKET_S = 2.0
 DEFAULT_WINDOW_S = 10.0
+#: Points kept at most: a longer run keeps every 2nd point, then every 4th... (a day at 2 s would
+#: otherwise be 43k points in memory, in the JSON and in every chart).
+MAX_POINTS = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,8 @@ class TimeSeries:
         self.bucket_s = bucket_s
         self.window_s = window_s
         self.points: list[Point] = []
+        self._stride = 1  # keep one sample in this many
+        self._samples = 0
         self._current = Aggregate(WINDOW_METRICS, with_levels=False)
         self._buckets: deque[tuple[float, Aggregate]] = deque()  # (closed at, bucket)
         # Aggregates are reused, not reallocated: each HDR histogram is a 264 KiB array, and a fresh
@@ -72,6 +77,8 @@ class TimeSeries:
     def reset(self) -> None:
         """Locust's stats reset: forget the points and start over."""
         self.points.clear()
+        self._stride = 1
+        self._samples = 0
         while self._buckets:
             self._recycle(self._buckets.popleft()[1])
         self._current.reset()
@@ -79,8 +86,11 @@ class TimeSeries:
         self._completed = 0
         self._failed = 0
 
-    def sample(self, now_s: float, users: int, in_flight: int, level: str | None = None) -> Point:
-        """Close the current bucket at ``now_s`` (Unix time) and append the window's point."""
+    def sample(
+        self, now_s: float, users: int, in_flight: int, level: str | None = None, *, last: bool = False
+    ) -> Point:
+        """Close the current bucket at ``now_s`` (Unix time) and return the window's point, kept in
+        :attr:`points` (thinned beyond :data:`MAX_POINTS`; the ``last`` point of a test always)."""
         if self._started_s is None:
             self._started_s = now_s - self.bucket_s
         bucket = self._current
@@ -113,8 +123,17 @@ class TimeSeries:
             failed=self._failed,
             level=level,
         )
-        self.points.append(point)
+        self._keep(point, last)
         return point
+
+    def _keep(self, point: Point, last: bool) -> None:
+        self._samples += 1
+        if (self._samples - 1) % self._stride and not last:
+            return
+        self.points.append(point)
+        if len(self.points) > MAX_POINTS:
+            del self.points[1::2]
+            self._stride *= 2
 
     def _recycle(self, bucket: Aggregate) -> None:
         bucket.reset()

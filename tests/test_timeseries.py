@@ -84,3 +84,21 @@ def test_reset_forgets_points() -> None:
     ts.reset()
     assert ts.points == []
     assert ts.sample(9.0, 1, 0).completed == 0
+
+
+def test_a_long_run_keeps_a_bounded_evenly_spaced_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_locust import timeseries
+
+    monkeypatch.setattr(timeseries, "MAX_POINTS", 100)
+    ts = TimeSeries(bucket_s=2.0)
+    for k in range(1, 1000):
+        ts.sample(2.0 * k, users=k, in_flight=0)
+    ts.record(make_record())
+    p = ts.sample(2000.0, users=1000, in_flight=0, last=True)
+    assert ts.points[-1] == p  # the end of the test is always kept
+    assert len(ts.points) <= 101
+    users = [q.users for q in ts.points[:-1]]
+    assert users[0] == 1  # the start is kept
+    steps = {b - a for a, b in itertools.pairwise(users)}
+    assert len(steps) == 1  # evenly thinned
+    assert p.completed == 1  # every sample still counts, kept or not
