@@ -1,9 +1,9 @@
 """The ``--llm-html`` report: one self-contained HTML file rendered from the results dict.
 
-The input is exactly what ``--llm-json`` writes (:func:`llm_locust.report.results`), so a saved
-``results.json`` renders the same page later. plotly.js is inlined, so the file opens from disk with
-no network. Text goes through :func:`html.escape`, chart data through :func:`charts.to_script_json`;
-a chart whose series hold no value is replaced by a "no data" note rather than drawn empty.
+The input is what ``--llm-json`` writes, so a saved ``results.json`` renders the same page later
+(``llm-locust report``). plotly.js is inlined: the file opens from disk with no network. Text goes
+through :func:`html.escape`, chart data through :func:`charts.to_script_json`; a chart with no values
+is replaced by a "no data" note rather than drawn empty.
 """
 
 from __future__ import annotations
@@ -112,10 +112,8 @@ def _fmt(x: Any, digits: int | None = None) -> str:
         return "–" if x is None else _e(x)
     if isinstance(x, bool):
         return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:,}"
-    if not math.isfinite(x):
-        return "–"
+    if isinstance(x, int) or not math.isfinite(x):
+        return f"{x:,}" if isinstance(x, int) else "–"
     if digits is None:
         digits = 0 if abs(x) >= 1000 else 1 if abs(x) >= 100 else 2
     return f"{x:,.{digits}f}"
@@ -256,7 +254,7 @@ _OVER_TIME: tuple[tuple[str, str, str, tuple[tuple[str, str, str], ...]], ...] =
         "ts-users",
         "Users and requests in flight",
         "count",
-        (("users", "users", "users"), ("in flight", "in_flight", "in_flight")),
+        (("in flight", "in_flight", "in_flight"), ("users", "users", "users")),
     ),
 )
 
@@ -273,7 +271,10 @@ def _over_time_section(points: Sequence[Mapping[str, Any]], meta: Mapping[str, A
 
     def line(name: str, key: str, color: str) -> dict[str, Any]:
         y = [p.get(key) for p in points]
-        return _scatter(name, x, y, charts.COLORS[color], marker={"size": 4})
+        trace = _scatter(name, x, y, charts.COLORS[color], marker={"size": 4})
+        if key == "users":  # a dashed step on top: it often equals in-flight and would hide under it
+            trace["line"] |= {"dash": "dash", "shape": "hv", "width": 2}
+        return trace
 
     divs = []
     for div_id, title, unit, series in _OVER_TIME:
