@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from conftest import LOCUSTFILES, LocustRun, run_locust
 from test_metrics import make_record
-from test_options import one_line_error
 
 from llm_locust import html_report, report
 from llm_locust.aggregate import Aggregate
@@ -206,23 +205,6 @@ def test_every_chart_renders_from_disk(
     assert not errors
     assert all(u.startswith(("file:", "data:")) for u in urls), urls
     page.shot(shot)
-
-
-def test_llm_html_in_a_missing_directory_is_a_one_line_error(tmp_path: Path) -> None:
-    run = run_locust(
-        tmp_path,
-        "http://127.0.0.1:9",
-        "-u",
-        "1",
-        "-t",
-        "1s",
-        "--model",
-        "m",
-        "--llm-html",
-        "/nonexistent/x.html",
-    )
-    assert run.returncode == 1
-    assert "--llm-html '/nonexistent/x.html'" in one_line_error(run.output)
 
 
 # -- render() on results made by report.results ------------------------------------------------

@@ -25,6 +25,8 @@ def one_line_error(output: str) -> str:
         (["--request-timeout", "0"], "--request-timeout 0"),
         (["--temperature", "-1"], "--temperature -1"),
         (["--llm-csv", "/nonexistent/dir/x.csv"], "--llm-csv '/nonexistent/dir/x.csv'"),
+        (["--llm-html", "/nonexistent/x.html"], "--llm-html '/nonexistent/x.html'"),
+        (["--tokenizer", "no_such_encoding"], "--tokenizer 'no_such_encoding' is neither a tiktoken"),
         (["--prompt", "a", "--prompt-file", "x"], "--prompt and --prompt-file are exclusive"),
     ],
 )
@@ -39,23 +41,6 @@ def test_bad_host_scheme(tmp_path: Path) -> None:
     run = run_locust(tmp_path, "ftp://127.0.0.1:9", "-u", "1", "-t", "1s", "--model", "m")
     assert run.returncode == 1
     assert "--host 'ftp://127.0.0.1:9' must start with http:// or https://" in one_line_error(run.output)
-
-
-def test_unknown_tokenizer(tmp_path: Path) -> None:
-    run = run_locust(
-        tmp_path,
-        "http://127.0.0.1:9",
-        "-u",
-        "1",
-        "-t",
-        "1s",
-        "--model",
-        "m",
-        "--tokenizer",
-        "no_such_encoding",
-    )
-    assert run.returncode == 1
-    assert "--tokenizer 'no_such_encoding' is neither a tiktoken encoding" in one_line_error(run.output)
 
 
 def test_model_discovery_on_dead_host_names_model_and_host(tmp_path: Path) -> None:
