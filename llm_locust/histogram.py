@@ -9,9 +9,13 @@ merging worker deltas on the master gives bit-for-bit the histogram of one proce
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -96,7 +100,7 @@ class Histogram:
 
     def reset(self) -> None:
         if self.count:
-            self._hdr.reset()
+            _reset_hdr(self._hdr)
         self.count = 0
         self.total = 0
         self.total_sq = 0
@@ -134,10 +138,30 @@ class Histogram:
         self._merge_moments(int(wire["n"]), int(wire["sum"]), int(wire["sq"]), wire["min"], wire["max"])
 
     def percentile(self, p: float) -> float:
+        return self.percentiles((p,))[p]
+
+    def percentiles(self, ps: Sequence[float]) -> dict[float, float]:
+        """Several percentiles in one pass over the counts, each exactly what
+        ``HdrHistogram.get_value_at_percentile`` returns (clamped to the exact min and max).
+        hdrh's own walks the 33,792 counts in Python per call (1.4 ms), on the event loop."""
         if not self.count:
-            return math.nan
-        value = float(self._hdr.get_value_at_percentile(p)) / _SCALE
-        return min(max(value, self.min), self.max)
+            return {p: math.nan for p in ps}
+        hdr = self._hdr
+        counts = memoryview(hdr.counts).cast("B").cast("Q")
+        end = min(hdr._counts_index_for(hdr.max_value) + 1, hdr.counts_len) if hdr.max_value else 0
+        cumulative = list(accumulate(counts[:end]))
+        if not cumulative or cumulative[-1] < hdr.total_count:  # max_value not tracked: walk them all
+            cumulative = list(accumulate(counts))
+        out = {}
+        for p in ps:
+            index = bisect_left(cumulative, hdr.get_target_count_at_percentile(p))
+            if index >= len(cumulative):
+                units = 0
+            else:
+                at = hdr.get_value_from_index(index)
+                units = hdr.get_highest_equivalent_value(at) if p else hdr.get_lowest_equivalent_value(at)
+            out[p] = min(max(float(units) / _SCALE, self.min), self.max)
+        return out
 
     def bins(self, n: int = 40) -> list[tuple[float, float, int]]:
         """The distribution as ``n`` equal-width bins ``(low, high, count)`` from min to max, in the
@@ -166,5 +190,15 @@ class Histogram:
             std=math.sqrt(var_units) / _SCALE,
             min=self.min,
             max=self.max,
-            percentiles={p: self.percentile(p) for p in percentiles},
+            percentiles=self.percentiles(percentiles),
         )
+
+
+def _reset_hdr(hdr: HdrHistogram) -> None:
+    """``HdrHistogram.reset`` without its Python loop over every count (3 ms on the event loop)."""
+    ctypes.memset(hdr.counts, 0, ctypes.sizeof(hdr.counts))
+    hdr.total_count = 0
+    hdr.min_value = sys.maxsize
+    hdr.max_value = 0
+    hdr.start_time_stamp_msec = sys.maxsize
+    hdr.end_time_stamp_msec = 0

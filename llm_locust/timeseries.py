@@ -105,6 +105,7 @@ class TimeSeries:
         for _closed, b in self._buckets:
             window.merge(b)
         span_s = max(min(self.window_s, now_s - self._started_s), 1e-9)
+        ttft, tpot, e2el, tps = (_p50_p95(window, name) for name in WINDOW_METRICS)
         point = Point(
             time_s=now_s,
             users=users,
@@ -112,13 +113,13 @@ class TimeSeries:
             requests_per_s=window.counts["completed"] / span_s,
             failures_per_s=window.failed / span_s,
             output_tokens_per_s=window.counts["total_output_tokens"] / span_s,
-            ttft_p50_ms=_pct(window, "ttft", 50.0),
-            ttft_p95_ms=_pct(window, "ttft", 95.0),
-            tpot_p50_ms=_pct(window, "tpot", 50.0),
-            tpot_p95_ms=_pct(window, "tpot", 95.0),
-            e2el_p50_ms=_pct(window, "e2el", 50.0),
-            e2el_p95_ms=_pct(window, "e2el", 95.0),
-            stream_tokens_per_s_p50=_pct(window, "tokens_per_s", 50.0),
+            ttft_p50_ms=ttft[0],
+            ttft_p95_ms=ttft[1],
+            tpot_p50_ms=tpot[0],
+            tpot_p95_ms=tpot[1],
+            e2el_p50_ms=e2el[0],
+            e2el_p95_ms=e2el[1],
+            stream_tokens_per_s_p50=tps[0],
             completed=self._completed,
             failed=self._failed,
             level=level,
@@ -143,6 +144,10 @@ class TimeSeries:
         return [asdict(p) for p in self.points]
 
 
-def _pct(agg: Aggregate, name: str, p: float) -> float | None:
-    value = agg.hist[name].percentile(p)
+def _p50_p95(agg: Aggregate, name: str) -> tuple[float | None, float | None]:
+    got = agg.hist[name].percentiles((50.0, 95.0))
+    return _known(got[50.0]), _known(got[95.0])
+
+
+def _known(value: float) -> float | None:
     return None if math.isnan(value) else value

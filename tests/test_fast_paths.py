@@ -49,3 +49,31 @@ def test_log_many_equals_locust_log(seed: int) -> None:
         a.pop(key), b.pop(key)
     assert a.pop("total_response_time") == pytest.approx(b.pop("total_response_time"), rel=1e-12)
     assert a == b
+
+
+def _hdrh_percentile(h: Histogram, p: float) -> float:
+    """What hdrh's own (slow) walk gives, clamped as Histogram.percentile clamps."""
+    return min(max(h._hdr.get_value_at_percentile(p) / 1000.0, h.min), h.max)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_percentiles_equal_hdrh_after_record_merge_and_reset(seed: int) -> None:
+    rng = random.Random(seed)
+    ps = (0.0, 0.1, 1.0, 50.0, 90.0, 95.0, 99.0, 99.9, 100.0)
+    worker, master = Histogram(), Histogram()
+    for _round in range(3):  # deltas shipped and the worker's histogram reset and reused
+        values = [rng.choice([*EDGES, rng.expovariate(0.01), rng.uniform(0, 5)]) for _ in range(300)]
+        worker.record_many(values)
+        for v in values[:20]:
+            worker.record(v)
+        wire = worker.to_wire()
+        worker.reset()
+        assert worker.count == 0 and worker._hdr.total_count == 0 and not any(worker._hdr.counts)
+        master.merge_wire(wire)
+    for h in (master, worker):
+        if h.count:
+            got = h.percentiles(ps)
+            assert got == {p: _hdrh_percentile(h, p) for p in ps}
+    fresh = Histogram()
+    fresh.record(12.5)
+    assert fresh.percentiles(ps) == {p: _hdrh_percentile(fresh, p) for p in ps}
