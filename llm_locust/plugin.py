@@ -26,6 +26,7 @@ from locust.stats import bucket_response_time
 from llm_locust import openai_chat, progress, reactor, report, webui
 from llm_locust.aggregate import Aggregate
 from llm_locust.errors import ConfigError, LLMFailure
+from llm_locust.health import Health
 from llm_locust.options import (
     SECRET_PLACEHOLDER,
     RunConfig,
@@ -70,6 +71,7 @@ class LLMState:
         self.config: RunConfig | None = None
         self.aggregate = Aggregate()
         self.timeseries = TimeSeries()
+        self.health = Health()
         self.level: str | None = None
         self.in_flight = 0
         self.peak_users = 0
@@ -149,6 +151,7 @@ class LLMState:
         """Locust's stats reset: our numbers start over too."""
         self.aggregate.reset()
         self.timeseries.reset()
+        self.health.reset()
 
     def sample(self, last: bool = False) -> None:
         runner: Any = self.environment.runner
@@ -307,12 +310,15 @@ def _on_test_start(state: LLMState) -> None:
     headless_progress = options is not None and options.headless and not options.only_summary
     if headless_progress and not isinstance(env.runner, WorkerRunner) and state.progress is None:
         state.progress = gevent.spawn(progress.run, state)
+    if not isinstance(env.runner, MasterRunner):
+        state.health.start()
     if not isinstance(env.runner, WorkerRunner) and state.sampler is None:
         state.sampler = gevent.spawn(_sample_loop, state)
 
 
 def _mark_end(state: LLMState) -> None:
     state.ended_at_wall_s = time.time()
+    state.health.stop()
     if state.progress is not None:
         state.progress.kill(block=False)
         state.progress = None
@@ -346,6 +352,7 @@ def _set_level(state: LLMState, label: Any) -> None:
 # -- worker side ------------------------------------------------------------------------------
 def _on_report(state: LLMState, data: dict[str, Any]) -> None:
     data["llm_in_flight"] = state.in_flight
+    data["llm_health"] = state.health.take_wire()
     if not state.aggregate.empty:
         data["llm"] = state.aggregate.take_delta()
 
@@ -354,7 +361,9 @@ def _worker_flush(state: LLMState) -> None:
     """After the users stopped: push Locust's stats and our last delta, then say 'final'."""
     runner = state.environment.runner
     runner._send_stats()  # Locust's own rows too, before the master's 0.5 s quit window
-    runner.send_message("llm_final", {"llm": state.aggregate.take_delta()})
+    state.health.stop()
+    final = {"llm": state.aggregate.take_delta(), "llm_health": state.health.take_wire()}
+    runner.send_message("llm_final", final)
 
 
 def _on_llm_stop(state: LLMState) -> None:
@@ -369,6 +378,8 @@ def _on_llm_stop(state: LLMState) -> None:
 def _on_worker_report(state: LLMState, client_id: str, data: dict[str, Any]) -> None:
     if "llm_in_flight" in data:
         state.worker_in_flight[client_id] = int(data["llm_in_flight"])
+    if "llm_health" in data:
+        state.health.merge_wire(client_id, data["llm_health"])
     wire = data.get("llm")
     if wire is not None:
         state.workers_seen.add(client_id)
@@ -422,6 +433,7 @@ def _on_quit(state: LLMState) -> None:
     if state.ended_at_wall_s is None:
         state.ended_at_wall_s = time.time()
     results = report.results(state.aggregate, _metadata(state), state.timeseries.to_json())
+    results["client"] = state.health.results(local=not isinstance(state.environment.runner, MasterRunner))
     print(report.format_summary(results), flush=True)
     config = state.config
     try:

@@ -175,6 +175,7 @@ def format_summary(res: dict[str, Any]) -> str:
         f"{'Output token throughput (tok/s):':<{w}}{res['output_throughput']:.2f}",
         f"{'Total token throughput (tok/s):':<{w}}{res['total_token_throughput']:.2f}",
         f"{'Concurrency (mean requests in flight):':<{w}}{res['concurrency']:.2f}",
+        *_client_lines(res.get("client"), w),
         f"{'Output tokens counted by:':<{w}}"
         + (", ".join(f"{k} {v}" for k, v in res["output_tokens_source"].items()) or "-"),
     ]
@@ -196,6 +197,23 @@ def format_summary(res: dict[str, Any]) -> str:
         lines += ["", format_levels(res["levels"])]
     lines.append("=" * 72)
     return "\n".join(lines)
+
+
+def _client_lines(client: dict[str, Any] | None, w: int) -> list[str]:
+    """The load generator's own health (see llm_locust.health), and a warning when it was busy."""
+    if not client:
+        return []
+    from llm_locust.health import warning
+
+    lag = client["loop_lag_ms"]
+    lines = []
+    if lag["count"]:
+        lines.append(f"{'Client event-loop lag p50/p99/max (ms):':<{w}}{lag['p50']:.2f} / {lag['p99']:.2f} / "
+                     f"{lag['max']:.2f}")  # fmt: skip
+    if client["cpu_share_max"] is not None:
+        lines.append(f"{'Client CPU (busiest process, of a core):':<{w}}{client['cpu_share_max']:.0%}")
+    note = warning(client)
+    return [*lines, note] if note else lines
 
 
 def format_levels(levels: list[dict[str, Any]]) -> str:

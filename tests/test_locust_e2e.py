@@ -50,6 +50,10 @@ def test_known_timing_and_exact_tokens(tmp_path: Path, mock_engine, reader: str)
     assert rows["TTFT"] == rows["TPOT"] == rows["E2E"] == (res["completed"], 0)
     assert rows["Aggregated"] == (res["completed"], 0)
     assert "llm-locust results" in run.output
+    client = res["client"]  # the load generator's own health
+    assert client["loop_lag_ms"]["count"] >= 40  # a sample every 50 ms over the 4 s
+    assert set(client["cpu_share"]) == {"local"}
+    assert "Client event-loop lag p50/p99/max (ms):" in run.output
 
 
 @READERS
@@ -134,6 +138,8 @@ def test_processes_2_totals_equal_what_the_mock_served(tmp_path: Path, mock_engi
     assert res["count_itl"] == 29 * res["completed"]
     assert res["count_ttft"] == res["count_tpot"] == res["count_e2el"] == res["completed"]
     assert res["metadata"]["workers"] == 2
+    assert len(res["client"]["cpu_share"]) == 2  # each worker's health reaches the master
+    assert res["client"]["loop_lag_ms"]["count"] > 0
     rows = run.final_rows()
     assert rows["/v1/chat/completions"] == rows["Aggregated"] == (res["completed"], 0)
     assert rows["ITL"][0] == res["count_itl"]

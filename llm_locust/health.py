@@ -1,0 +1,113 @@
+"""The load generator's own health: event-loop lag and CPU share of each process that runs users.
+
+A client whose core is saturated, or whose event loop is held, measures itself: requests go out
+late and TTFT grows with the client's delay, not the server's. Every process that runs users
+(a single process, or each worker) keeps a greenlet that sleeps :data:`INTERVAL_S` and records by
+how much it overslept (the loop's lag) in a mergeable histogram, and its CPU time since the test
+started. Workers ship both with their reports; the summary and ``--llm-json`` show them and warn
+when the client, not the server, may be what was measured.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import gevent
+
+from llm_locust.histogram import Histogram
+
+INTERVAL_S = 0.05
+#: Above these, the summary warns that timings include the client's own delay.
+LAG_P99_WARN_MS = 10.0
+CPU_SHARE_WARN = 0.85
+
+
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class Health:
+    """Loop lag (merged over the processes that run users) and each process's CPU share."""
+
+    def __init__(self) -> None:
+        self.lag_ms = Histogram()
+        self.cpu_share: dict[str, float] = {}  # process (worker id, or "local") -> CPU / wall time
+        self._greenlet: gevent.Greenlet | None = None
+        self._started: tuple[float, float] | None = None  # (CPU s, monotonic s)
+
+    # -- in a process that runs users ----------------------------------------------------------
+    def start(self) -> None:
+        if self._greenlet is None:
+            self._started = (_cpu_s(), time.monotonic())
+            self._greenlet = gevent.spawn(self._watch)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+
+    def _watch(self) -> None:
+        clock = time.perf_counter
+        while True:
+            t0 = clock()
+            gevent.sleep(INTERVAL_S)
+            self.lag_ms.record((clock() - t0 - INTERVAL_S) * 1000.0)
+
+    def own_cpu_share(self) -> float:
+        """CPU time / wall time of this process since the test started (1.0 = one busy core)."""
+        if self._started is None:
+            return 0.0
+        cpu0, wall0 = self._started
+        return (_cpu_s() - cpu0) / max(time.monotonic() - wall0, 1e-9)
+
+    def take_wire(self) -> dict[str, Any]:
+        """This process's lag samples since the last call, and its CPU share so far."""
+        wire = {"lag": self.lag_ms.to_wire(), "cpu": self.own_cpu_share()}
+        self.lag_ms.reset()
+        return wire
+
+    # -- on the master -----------------------------------------------------------------------
+    def merge_wire(self, node: str, wire: dict[str, Any]) -> None:
+        self.lag_ms.merge_wire(wire["lag"])
+        self.cpu_share[node] = float(wire["cpu"])
+
+    def reset(self) -> None:
+        self.lag_ms.reset()
+
+    def results(self, local: bool) -> dict[str, Any]:
+        """The ``client`` block of the results (``local``: this process ran the users)."""
+        shares = dict(self.cpu_share)
+        if local:
+            shares["local"] = self.own_cpu_share()
+        s = self.lag_ms.summary((50.0, 99.0))
+
+        def num(x: float) -> float | None:
+            return None if math.isnan(x) or math.isinf(x) else round(x, 3)
+
+        lag = {"count": s.count, "p50": num(s.median), "p99": num(s.percentiles[99.0]), "max": num(s.max)}
+        return {
+            "loop_lag_ms": lag,
+            "cpu_share": {k: round(v, 3) for k, v in sorted(shares.items())},
+            "cpu_share_max": round(max(shares.values()), 3) if shares else None,
+        }
+
+
+def warning(client: dict[str, Any]) -> str | None:
+    """One line when the client may have measured itself, else None."""
+    lag = client.get("loop_lag_ms", {}).get("p99")
+    cpu = client.get("cpu_share_max")
+    reasons = []
+    if lag is not None and lag > LAG_P99_WARN_MS:
+        reasons.append(f"event-loop lag p99 {lag:.1f} ms > {LAG_P99_WARN_MS:g} ms")
+    if cpu is not None and cpu > CPU_SHARE_WARN:
+        reasons.append(f"a process used {cpu:.0%} of a core")
+    if not reasons:
+        return None
+    return (
+        "WARNING: the load generator was busy (" + "; ".join(reasons) + "): latencies include its own "
+        "delay. Add worker processes (--processes) or hosts."
+    )
