@@ -30,6 +30,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def own_master_port() -> tuple[str, ...]:
+    """Options giving a ``--processes`` run a master port of its own: on Locust's default 5557, the
+    workers of one run could join another run's master (seen when two runs overlapped)."""
+    port = str(free_port())
+    return ("--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-port", port)
+
+
 @dataclass
 class Mock:
     url: str
@@ -92,6 +99,8 @@ def run_locust(
 ) -> LocustRun:
     """Run ``locust --headless`` and load our JSON results."""
     out_json = tmp_path / "results.json"
+    if "--processes" in args and "--master-bind-port" not in args:
+        args = (*args, *own_master_port())
     cmd = [
         sys.executable,
         "-m",

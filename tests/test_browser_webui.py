@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from conftest import LOCUSTFILES, free_port
+from conftest import LOCUSTFILES, free_port, own_master_port
 
 LOCUST_UP_S = 30.0
 
@@ -177,9 +177,7 @@ def test_llm_tab_and_live_charts_in_the_browser(tmp_path: Path, mock_engine, pag
 def test_master_web_ui_shows_the_workers_requests(tmp_path: Path, mock_engine) -> None:
     """--processes 2: the master's LLM tab data, CSV and /llm/timeseries count what the workers sent."""
     mock = mock_engine("--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "4", "--output-tokens", "8")
-    zmq_port = str(free_port())  # not Locust's default 5557, which another test may hold
-    distributed = ("--processes", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", zmq_port,
-                   "--master-port", zmq_port)  # fmt: skip
+    distributed = ("--processes", "2", *own_master_port())
     with locust_web_ui(tmp_path, mock.url, *distributed, "--model", "mock") as (url, log):
         poll("2 workers", lambda: json.loads(get(url + "/stats/requests"))["worker_count"] == 2, 30, log)
         assert json.loads(post(url + "/swarm", {"user_count": "4", "spawn_rate": "4", "host": mock.url}))[

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import LOCUSTFILES, free_port, run_locust
+from conftest import LOCUSTFILES, free_port, own_master_port, run_locust
 
 
 def test_processes_4_with_2000_users_merge_exactly(tmp_path: Path, mock_engine) -> None:
@@ -39,7 +39,8 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path,
     out = tmp_path / "results.json"
     master = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py"), "--headless", "--host", mock.url,
-         "--processes", "2", "-u", "10", "-r", "10", "-t", "12s", "--model", "mock", "--llm-json", str(out)],
+         "--processes", "2", *own_master_port(), "-u", "10", "-r", "10", "-t", "12s", "--model", "mock",
+         "--llm-json", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
     )  # fmt: skip
     try:

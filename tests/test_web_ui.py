@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import LOCUSTFILES, free_port
+from conftest import LOCUSTFILES, free_port, own_master_port
 
 
 def get(url: str) -> bytes:
@@ -87,7 +87,8 @@ def test_options_from_the_web_form_reach_the_workers(tmp_path: Path, mock_engine
     out = tmp_path / "results.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py"), "--host", mock.url,
-         "--web-host", "127.0.0.1", "--web-port", str(port), "--processes", "2", "--model", "mock",
+         "--web-host", "127.0.0.1", "--web-port", str(port), "--processes", "2", *own_master_port(),
+         "--model", "mock",
          "--llm-json", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
     )  # fmt: skip
