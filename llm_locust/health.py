@@ -10,7 +10,6 @@ when the client, not the server, may be what was measured.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import gevent
 
 from llm_locust.histogram import Histogram
+from llm_locust.report import finite
 
 INTERVAL_S = 0.05
 #: Above these, the summary warns that timings include the client's own delay.
@@ -84,11 +84,8 @@ class Health:
         if local:
             shares["local"] = self.own_cpu_share()
         s = self.lag_ms.summary((50.0, 99.0))
-
-        def num(x: float) -> float | None:
-            return None if math.isnan(x) or math.isinf(x) else round(x, 3)
-
-        lag = {"count": s.count, "p50": num(s.median), "p99": num(s.percentiles[99.0]), "max": num(s.max)}
+        p99 = s.percentiles[99.0]
+        lag = {"count": s.count, "p50": finite(s.median), "p99": finite(p99), "max": finite(s.max)}
         return {
             "loop_lag_ms": lag,
             "cpu_share": {k: round(v, 3) for k, v in sorted(shares.items())},

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import select
-import socket
-import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,15 +27,13 @@ from gevent.event import AsyncResult
 from geventhttpclient.response import HTTPParseError
 
 from llm_locust.errors import ConfigError
-from llm_locust.rxclock import SO_TIMESTAMPNS, RxTimestampSocket
+from llm_locust.rxclock import CMSG_SPACE, RxTimestampSocket, corrected, receive_ns
 from llm_locust.sse import SSEDecoder
 
 #: ``on_event(name, data, arrived_at_s)``; returns True when the stream is finished (``[DONE]``).
 OnEvent = Callable[[str, str, float], bool]
 
 _READ_BYTES = 16384
-_CMSG_SPACE = 64
-_MAX_AGE_NS = 1_000_000_000
 
 
 def _epoll_class() -> Any:
@@ -99,19 +95,13 @@ class _Stream:
     def readable(self) -> None:
         """Read what arrived; set :attr:`result` when the stream is over."""
         try:
-            data, ancdata, _flags, _addr = self.raw.recvmsg(_READ_BYTES, _CMSG_SPACE)
+            data, ancdata, _flags, _addr = self.raw.recvmsg(_READ_BYTES, CMSG_SPACE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self.finish(exc)
             return
-        at = time.perf_counter()
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
-                sec, nsec = struct.unpack("qq", payload[:16])
-                age = time.time_ns() - (sec * 1_000_000_000 + nsec)
-                if 0 < age < _MAX_AGE_NS:
-                    at -= age / 1e9
+        at = corrected(time.perf_counter(), receive_ns(ancdata))
         self.last_at = at
         try:
             self.response.feed(data)

@@ -43,21 +43,22 @@ def iso(wall_s: float | None) -> str | None:
     return dt.datetime.fromtimestamp(wall_s, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _num(x: float) -> float | None:
+def finite(x: float) -> float | None:
+    """``x``, or None for NaN and infinities (what an empty histogram gives), as JSON wants."""
     return None if math.isnan(x) or math.isinf(x) else x
 
 
 def _metric_keys(stem: str, h: Histogram, unit_suffix: str) -> dict[str, Any]:
     s = h.summary((50.0, *_PCTS))
     out = {
-        f"mean_{stem}{unit_suffix}": _num(s.mean),
-        f"median_{stem}{unit_suffix}": _num(s.median),
-        f"std_{stem}{unit_suffix}": _num(s.std),
-        f"min_{stem}{unit_suffix}": _num(s.min),
-        f"max_{stem}{unit_suffix}": _num(s.max),
+        f"mean_{stem}{unit_suffix}": finite(s.mean),
+        f"median_{stem}{unit_suffix}": finite(s.median),
+        f"std_{stem}{unit_suffix}": finite(s.std),
+        f"min_{stem}{unit_suffix}": finite(s.min),
+        f"max_{stem}{unit_suffix}": finite(s.max),
     }
     for p in _PCTS:
-        out[f"p{p:g}_{stem}{unit_suffix}"] = _num(s.percentiles[p])
+        out[f"p{p:g}_{stem}{unit_suffix}"] = finite(s.percentiles[p])
     out[f"count_{stem}"] = s.count
     return out
 
@@ -133,14 +134,14 @@ def _level_row(label: str, agg: Aggregate) -> dict[str, Any]:
         "failed": agg.failed,
         "cancelled": agg.counts["cancelled"],
         "duration": d,
-        "min_tokens_per_s": _num(tps.min),
-        "median_tokens_per_s": _num(tps.median),
-        "max_tokens_per_s": _num(tps.max),
-        "median_ttft_ms": _num(ttft.median),
-        "p99_ttft_ms": _num(ttft.percentiles[99.0]),
-        "mean_itl_ms": _num(itl.mean),
-        "median_itl_ms": _num(itl.median),
-        "p99_itl_ms": _num(itl.percentiles[99.0]),
+        "min_tokens_per_s": finite(tps.min),
+        "median_tokens_per_s": finite(tps.median),
+        "max_tokens_per_s": finite(tps.max),
+        "median_ttft_ms": finite(ttft.median),
+        "p99_ttft_ms": finite(ttft.percentiles[99.0]),
+        "mean_itl_ms": finite(itl.mean),
+        "median_itl_ms": finite(itl.median),
+        "p99_itl_ms": finite(itl.percentiles[99.0]),
         "total_output_tokens": out_tokens,
         "output_throughput": out_tokens / d if d else 0.0,
     }

@@ -21,7 +21,28 @@ import gevent.socket
 
 SO_TIMESTAMPNS = 35  # Linux; the Python socket module does not export it
 _MAX_AGE_NS = 1_000_000_000  # a larger age means a stale or bogus timestamp: ignore it
-_CMSG_SPACE = 64
+#: ``recvmsg``'s ancillary buffer size for one ``SO_TIMESTAMPNS`` message
+CMSG_SPACE = 64
+
+
+def receive_ns(ancdata: list[tuple[int, int, bytes]]) -> int:
+    """The kernel receive time (Unix ns) in ``recvmsg``'s ancillary data; 0 when there is none."""
+    rx = 0
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+            sec, nsec = struct.unpack("qq", payload[:16])
+            rx = sec * 1_000_000_000 + nsec
+    return rx
+
+
+def corrected(now_perf_s: float, rx_ns: int) -> float:
+    """``now_perf_s`` (a ``perf_counter`` just read) moved back by how long the data waited in the
+    kernel since ``rx_ns``; unchanged without a plausible receive time."""
+    if rx_ns:
+        age = time.time_ns() - rx_ns
+        if 0 < age < _MAX_AGE_NS:
+            return now_perf_s - age / 1e9
+    return now_perf_s
 
 
 class RxTimestampSocket(gevent.socket.socket):  # type: ignore[misc]
@@ -30,11 +51,10 @@ class RxTimestampSocket(gevent.socket.socket):  # type: ignore[misc]
     __slots__ = ("rx_ns",)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        data, ancdata, _flags, _addr = self.recvmsg(bufsize, _CMSG_SPACE, flags)
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
-                sec, nsec = struct.unpack("qq", payload[:16])
-                self.rx_ns = sec * 1_000_000_000 + nsec
+        data, ancdata, _flags, _addr = self.recvmsg(bufsize, CMSG_SPACE, flags)
+        rx = receive_ns(ancdata)
+        if rx:
+            self.rx_ns = rx
         return data  # type: ignore[no-any-return]
 
 
@@ -56,15 +76,8 @@ def event_clock(sock: Any) -> Callable[[], float]:
     if not isinstance(sock, RxTimestampSocket):
         return time.perf_counter
     perf = time.perf_counter
-    wall_ns = time.time_ns
 
     def clock() -> float:
-        now: float = perf()
-        rx: int = sock.rx_ns
-        if rx:
-            age = wall_ns() - rx
-            if 0 < age < _MAX_AGE_NS:
-                return now - age / 1e9
-        return now
+        return corrected(perf(), sock.rx_ns)
 
     return clock

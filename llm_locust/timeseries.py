@@ -9,13 +9,13 @@ finished in the window, divided by the window's length.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from llm_locust.aggregate import Aggregate
 from llm_locust.records import RequestRecord
+from llm_locust.report import finite
 
 #: Per-request metrics kept per bucket (no ITL: one sample per token would cost per event).
 WINDOW_METRICS: tuple[str, ...] = ("ttft", "tpot", "e2el", "tokens_per_s")
@@ -146,8 +146,4 @@ class TimeSeries:
 
 def _p50_p95(agg: Aggregate, name: str) -> tuple[float | None, float | None]:
     got = agg.hist[name].percentiles((50.0, 95.0))
-    return _known(got[50.0]), _known(got[95.0])
-
-
-def _known(value: float) -> float | None:
-    return None if math.isnan(value) else value
+    return finite(got[50.0]), finite(got[95.0])
