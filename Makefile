@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test check bench bench-scale bench-llama llama-server clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py llm_locust/_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

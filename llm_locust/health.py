@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from typing import Any
 
 import gevent
@@ -36,6 +37,9 @@ class Health:
     def __init__(self) -> None:
         self.lag_ms = Histogram()
         self.cpu_share: dict[str, float] = {}  # process (worker id, or "local") -> CPU / wall time
+        #: responses read by each stream reader (llm_locust.reactor.READERS), merged over processes
+        self.readers: Counter[str] = Counter()
+        self._readers_sent: Counter[str] = Counter()
         self._greenlet: gevent.Greenlet | None = None
         self._started: tuple[float, float] | None = None  # (CPU s, monotonic s)
 
@@ -64,9 +68,14 @@ class Health:
         cpu0, wall0 = self._started
         return (_cpu_s() - cpu0) / max(time.monotonic() - wall0, 1e-9)
 
+    def count_reader(self, name: str) -> None:
+        self.readers[name] += 1
+
     def take_wire(self) -> dict[str, Any]:
-        """This process's lag samples since the last call, and its CPU share so far."""
-        wire = {"lag": self.lag_ms.to_wire(), "cpu": self.own_cpu_share()}
+        """This process's lag samples and reader counts since the last call, and its CPU share so far."""
+        readers = self.readers - self._readers_sent
+        self._readers_sent = self.readers.copy()
+        wire = {"lag": self.lag_ms.to_wire(), "cpu": self.own_cpu_share(), "readers": dict(readers)}
         self.lag_ms.reset()
         return wire
 
@@ -74,9 +83,12 @@ class Health:
     def merge_wire(self, node: str, wire: dict[str, Any]) -> None:
         self.lag_ms.merge_wire(wire["lag"])
         self.cpu_share[node] = float(wire["cpu"])
+        self.readers.update(wire.get("readers", {}))
 
     def reset(self) -> None:
         self.lag_ms.reset()
+        self.readers.clear()
+        self._readers_sent.clear()
 
     def results(self, local: bool) -> dict[str, Any]:
         """The ``client`` block of the results (``local``: this process ran the users)."""
@@ -90,6 +102,7 @@ class Health:
             "loop_lag_ms": lag,
             "cpu_share": {k: round(v, 3) for k, v in sorted(shares.items())},
             "cpu_share_max": round(max(shares.values()), 3) if shares else None,
+            "readers": dict(sorted(self.readers.items())),
         }
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from llm_locust import speedups
+
 _SCALE = 1000.0  # stored unit = 1/1000 of the display unit
 _HIGHEST = 3_600_000_000_000  # 3.6e12 thousandths: one hour in ms, or 3.6e9 tokens/s
 _DIGITS = 3
@@ -46,17 +48,44 @@ class Summary:
 class Histogram:
     """Mergeable histogram of non-negative values (negative values are clamped to 0)."""
 
-    __slots__ = ("_hdr", "count", "max", "min", "total", "total_sq")
+    __slots__ = ("_fast", "_geometry", "_hdr", "count", "max", "min", "total", "total_sq")
 
-    def __init__(self) -> None:
-        self._hdr = HdrHistogram(1, _HIGHEST, _DIGITS)
+    def __init__(self, compiled: bool = True) -> None:
+        self._hdr = hdr = HdrHistogram(1, _HIGHEST, _DIGITS)
         self.count = 0
         self.total = 0  # sum of values in thousandths (exact integer)
         self.total_sq = 0
         self.min = math.inf
         self.max = -math.inf
+        # llm_locust._speedups.hdr_record where it is built (compiled=False: the Python code below)
+        module = speedups.module() if compiled else None
+        self._fast = None if module is None else module.hdr_record
+        self._geometry = (hdr.unit_magnitude, hdr.sub_bucket_half_count_magnitude, hdr.sub_bucket_mask,
+                          hdr.sub_bucket_half_count, _HIGHEST, _SCALE)  # fmt: skip
+
+    def _add_recorded(self, done: tuple[int, int, int, int, int, float, float]) -> None:
+        """Fold in what ``hdr_record`` counted: (n, lo, hi, sum, sum_sq) in thousandths, and the
+        smallest and largest value clamped at 0."""
+        n, lo, hi, total, total_sq, vmin, vmax = done
+        if not n:
+            return
+        hdr = self._hdr
+        hdr.total_count += n
+        hdr.min_value = min(hdr.min_value, lo)
+        hdr.max_value = max(hdr.max_value, hi)
+        self.count += n
+        self.total += total
+        self.total_sq += total_sq
+        if vmin < self.min:
+            self.min = vmin
+        if vmax > self.max:
+            self.max = vmax
 
     def record(self, value: float) -> None:
+        fast = self._fast
+        if fast is not None:
+            self._add_recorded(fast(self._hdr.counts, (value,), self._geometry))
+            return
         if value < 0.0:
             value = 0.0
         units = min(int(value * _SCALE + 0.5), _HIGHEST)
@@ -73,6 +102,10 @@ class Histogram:
         """Record every value (e.g. one stream's ITL gaps) at a fraction of :meth:`record`'s cost:
         the HDR counts index is computed inline, as ``HdrHistogram.record_value`` computes it."""
         if not values:
+            return
+        fast = self._fast
+        if fast is not None:
+            self._add_recorded(fast(self._hdr.counts, values, self._geometry))
             return
         hdr = self._hdr
         counts = hdr.counts

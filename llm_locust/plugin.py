@@ -293,7 +293,7 @@ def _on_spawned(state: LLMState, user_count: int) -> None:
 def _on_test_start(state: LLMState) -> None:
     env = state.environment
     try:
-        reactor.choose_reader(os.environ.get("LLM_LOCUST_READER", "reactor"))
+        reactor.choose_reader(os.environ.get("LLM_LOCUST_READER", "auto"))
         config = config_from_options(env.parsed_options, env.host)
         if not config.model:
             from llm_locust.discovery import first_model

@@ -23,9 +23,11 @@ from typing import Any
 
 import gevent
 import gevent.monkey
+import gevent.socket
 from gevent.event import AsyncResult
 from geventhttpclient.response import HTTPParseError
 
+from llm_locust import speedups
 from llm_locust.errors import ConfigError
 from llm_locust.rxclock import CMSG_SPACE, RxTimestampSocket, corrected, receive_ns
 from llm_locust.sse import SSEDecoder
@@ -44,53 +46,140 @@ def _epoll_class() -> Any:
         return None
 
 
-#: ``LLM_LOCUST_READER``: "reactor" (default) or "greenlet" (every stream read by its own greenlet,
-#: as TLS connections are; for comparisons in bench/ and tests). Read once per test by the plugin.
-READERS = ("reactor", "greenlet")
-_reader = ["reactor"]
+#: ``LLM_LOCUST_READER``: "auto" (default: "compiled" where it is built, else "reactor"), "compiled"
+#: (the reactor with each body read by :mod:`llm_locust._speedups`), "reactor" (the reactor, bodies
+#: parsed in Python) or "greenlet" (every stream read by its own greenlet, as TLS connections are).
+#: Read once per test by the plugin; the others are for comparisons in bench/ and tests.
+READERS = ("auto", "compiled", "reactor", "greenlet")
+_reader = ["compiled"]
 
 
-def choose_reader(name: str) -> None:
+def compiled_module() -> Any:
+    """:mod:`llm_locust._speedups`, or None where it was not built (no C compiler at install)."""
+    return speedups.module()
+
+
+def choose_reader(name: str) -> str:
+    """Use reader ``name`` from now on in this process; returns the one in use ("auto" resolved)."""
     if name not in READERS:
         raise ConfigError(f"LLM_LOCUST_READER={name!r} is unknown; choose one of {', '.join(READERS)}")
+    built = compiled_module() is not None
+    if name == "compiled" and not built:
+        raise ConfigError(
+            "LLM_LOCUST_READER=compiled: llm_locust._speedups is not built (no C compiler when the "
+            "package was installed); use reactor"
+        )
+    if name == "auto":
+        name = "compiled" if built else "reactor"
     _reader[0] = name
+    return name
+
+
+def reader_in_use() -> str:
+    return _reader[0]
 
 
 def usable(response: Any) -> bool:
     """Whether the reactor can read this response (a plain-TCP socket of ours, on Linux)."""
     return (
-        _reader[0] == "reactor"
+        _reader[0] in ("compiled", "reactor")
         and isinstance(getattr(response, "_sock", None), RxTimestampSocket)
         and _epoll_class() is not None
     )
 
 
-def read_events(response: Any, on_event: OnEvent) -> float:
+def compiled_for(response: Any, body_untouched: bool) -> bool:
+    """Whether the compiled reader takes this response's body: it is in use, and the body is chunked
+    and not a byte of it has been read yet (see :func:`llm_locust.rxclock.end_headers`)."""
+    return (
+        _reader[0] == "compiled"
+        and body_untouched
+        and response.headers_complete
+        and not response.message_complete
+        and not response._body_buffer
+        and "chunked" in str(response.get("transfer-encoding", "")).lower()
+    )
+
+
+def read_events(response: Any, on_event: OnEvent, body_untouched: bool = False) -> float:
     """Feed the response body's SSE events to ``on_event`` until it returns True or the body ends;
     blocks the calling greenlet meanwhile. Returns when the last bytes were read (``perf_counter``
-    seconds). Raises what ``on_event`` raised, ``OSError`` or ``HTTPParseError``."""
+    seconds). Raises what ``on_event`` raised, ``OSError`` or ``HTTPParseError``.
+
+    ``body_untouched``: no byte of the body has been read yet (:func:`rxclock.end_headers`), so the
+    compiled reader may take it over."""
     hub: Any = gevent.get_hub()
     reactor = getattr(hub, "llm_locust_reactor", None)
     if reactor is None:
         reactor = hub.llm_locust_reactor = Reactor(hub)
-    return reactor.read(response, on_event)
+    stream: _Waited
+    if compiled_for(response, body_untouched):
+        body = compiled_module().Body(response._sock._sock.fileno())
+        stream = _CompiledStream(response, on_event, body)
+    else:
+        stream = _Stream(response, on_event)
+    return reactor.read(stream)
 
 
-class _Stream:
+def drain(response: Any) -> None:
+    """Read the rest of a body after ``[DONE]`` so that the connection can be reused (blocks)."""
+    body = getattr(response, "llm_locust_body", None)
+    if body is None:
+        while response.readline(b"\n"):
+            pass
+        return
+    while not body.complete:
+        if body.closed:
+            raise HTTPParseError("connection closed before the end of the body")
+        if body.read() is None:
+            gevent.socket.wait_read(body.fd)
+    _end_body(response, body)
+
+
+def _end_body(response: Any, body: Any) -> None:
+    """Tell the response's own parser that the body ended (it then returns the connection to the pool)."""
+    response.feed(b"0\r\n\r\n" + body.take_extra())
+
+
+class _Waited:
+    """What the user's greenlet waits on: the stream's end (last read time) or its error."""
+
+    __slots__ = ("done", "fd", "last_at", "result")
+
+    def __init__(self, fd: int, last_at: float) -> None:
+        self.fd = fd
+        self.last_at = last_at
+        self.result = AsyncResult()
+        self.done = False
+
+    def readable(self) -> None:
+        raise NotImplementedError
+
+    def consume(self, at: float) -> None:
+        raise NotImplementedError
+
+    def finish(self, exc: BaseException | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        if exc is None:
+            self.result.set(self.last_at)
+        else:
+            self.result.set_exception(exc)
+
+
+class _Stream(_Waited):
     """One response being read: its socket, parser, SSE state and consumer."""
 
-    __slots__ = ("decoder", "done", "events", "fd", "last_at", "on_event", "raw", "response", "result")
+    __slots__ = ("decoder", "events", "on_event", "raw", "response")
 
     def __init__(self, response: Any, on_event: OnEvent) -> None:
         self.response = response
         self.raw = response._sock._sock  # the non-blocking socket under gevent's wrapper
-        self.fd: int = self.raw.fileno()
+        super().__init__(self.raw.fileno(), time.perf_counter())
         self.on_event = on_event
         self.decoder = SSEDecoder()
         self.events: list[tuple[str, str, float]] = []
-        self.result = AsyncResult()
-        self.last_at = time.perf_counter()
-        self.done = False
 
     def readable(self) -> None:
         """Read what arrived; set :attr:`result` when the stream is over."""
@@ -153,14 +242,46 @@ class _Stream:
                 on_event(*last)
             self.finish(None)
 
-    def finish(self, exc: BaseException | None) -> None:
-        if self.done:
+class _CompiledStream(_Waited):
+    """One response whose body :mod:`llm_locust._speedups` reads: a C call per read, no Python per byte."""
+
+    __slots__ = ("body", "on_event", "response")
+
+    def __init__(self, response: Any, on_event: OnEvent, body: Any) -> None:
+        super().__init__(body.fd, body.last_at)
+        self.response = response
+        response.llm_locust_body = body  # for drain()
+        self.body = body
+        self.on_event = on_event
+
+    def consume(self, at: float) -> None:
+        """Nothing of the body was read before the hand-over."""
+
+    def readable(self) -> None:
+        body = self.body
+        try:
+            events = body.read()
+        except OSError as exc:
+            self.finish(exc)
             return
-        self.done = True
-        if exc is None:
-            self.result.set(self.last_at)
-        else:
-            self.result.set_exception(exc)
+        if events is None:
+            return
+        self.last_at = body.last_at
+        on_event = self.on_event
+        try:
+            for name, data, at in events:
+                if on_event(name, data, at):
+                    if body.complete:
+                        _end_body(self.response, body)
+                    self.finish(None)  # else drain() reads the rest
+                    return
+            if body.complete:
+                _end_body(self.response, body)
+                self.finish(None)
+            elif body.closed:
+                raise HTTPParseError("connection closed before the end of the body")
+        except Exception as exc:  # the consumer's verdict (or a protocol error) ends the stream
+            self.finish(exc)
 
 
 class Reactor:
@@ -169,11 +290,10 @@ class Reactor:
     def __init__(self, hub: Any) -> None:
         self._hub = hub
         self._epoll = _epoll_class()()
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, _Waited] = {}
         self._greenlet: gevent.Greenlet | None = None
 
-    def read(self, response: Any, on_event: OnEvent) -> float:
-        stream = _Stream(response, on_event)
+    def read(self, stream: _Waited) -> float:
         try:
             stream.consume(stream.last_at)  # body bytes that came with the headers
         except Exception as exc:

@@ -213,6 +213,10 @@ def _client_lines(client: dict[str, Any] | None, w: int) -> list[str]:
                      f"{lag['max']:.2f}")  # fmt: skip
     if client["cpu_share_max"] is not None:
         lines.append(f"{'Client CPU (busiest process, of a core):':<{w}}{client['cpu_share_max']:.0%}")
+    readers = client.get("readers")
+    if readers:
+        text = " · ".join(f"{name} {n:,}" for name, n in readers.items())
+        lines.append(f"{'Responses read by (reader, count):':<{w}}{text}")
     note = warning(client)
     return [*lines, note] if note else lines
 

@@ -46,16 +46,52 @@ def corrected(now_perf_s: float, rx_ns: int) -> float:
 
 
 class RxTimestampSocket(gevent.socket.socket):  # type: ignore[misc]
-    """A gevent socket whose ``recv`` records the kernel's receive time of the data it returns."""
+    """A gevent socket whose ``recv`` records the kernel's receive time of the data it returns.
 
-    __slots__ = ("rx_ns",)
+    After each request is sent (``sendall``) the socket is in *header mode* until
+    :func:`end_headers`: every ``recv`` peeks first and returns at most up to the end of a header
+    block (the empty line), so the response's parser has consumed exactly the headers and nothing
+    of the body when they are complete. The compiled reader (:mod:`llm_locust.reactor`) can then
+    take over the body from its first byte.
+    """
+
+    __slots__ = ("_tail", "header_mode", "rx_ns")
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self.header_mode = True
+        self._tail = b""
+        super().sendall(data, flags)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self.header_mode and not flags:
+            bufsize = self._header_bytes(bufsize)
         data, ancdata, _flags, _addr = self.recvmsg(bufsize, CMSG_SPACE, flags)
         rx = receive_ns(ancdata)
         if rx:
             self.rx_ns = rx
         return data  # type: ignore[no-any-return]
+
+    def _header_bytes(self, bufsize: int) -> int:
+        """How many of the waiting bytes to read: up to the end of the header block, if it is there."""
+        waiting: bytes = self.recvmsg(bufsize, 0, socket.MSG_PEEK)[0]
+        seen = self._tail + waiting
+        ends = [i for i in (seen.find(b"\n\r\n"), seen.find(b"\n\n")) if i >= 0]
+        if not ends:  # all header bytes (but no more: more may have arrived since the peek)
+            self._tail = seen[-3:]
+            return max(len(waiting), 1)
+        i = min(ends)
+        end = i + (3 if seen.startswith(b"\n\r\n", i) else 2)
+        self._tail = b""
+        return max(end - (len(seen) - len(waiting)), 1)
+
+
+def end_headers(sock: Any) -> bool:
+    """Leave header mode (the response's headers are complete). True when the socket was in header
+    mode for the whole response, i.e. no byte of the body has been read yet."""
+    if not isinstance(sock, RxTimestampSocket) or not sock.header_mode:
+        return False
+    sock.header_mode = False
+    return True
 
 
 def supported() -> bool:
@@ -66,6 +102,8 @@ def create_tcp_socket(family: int, socktype: int, protocol: int) -> gevent.socke
     """Drop-in for geventhttpclient's ``ConnectionPool._create_tcp_socket``."""
     sock = RxTimestampSocket(family, socktype, protocol)
     sock.rx_ns = 0
+    sock.header_mode = False
+    sock._tail = b""
     with contextlib.suppress(OSError):  # no timestamps: event_clock falls back to perf_counter
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     return sock

@@ -194,8 +194,9 @@ class LLMUser(User):
                 except (OSError, HTTPParseError) as exc:
                     self._drop_connection()
                     return timer.finish("connect", _describe(exc)), ""
+                body_untouched = rxclock.end_headers(response._sock)
                 timer.headers(rxclock.event_clock(response._sock)())
-                return self._read(response, timer)
+                return self._read(response, timer, body_untouched)
             except _Deadline:
                 self._drop_connection()
                 detail = f"no end of stream after {timeout_s:g} s (--request-timeout)"
@@ -208,7 +209,7 @@ class LLMUser(User):
                 deadline.close()
         raise AssertionError("unreachable")
 
-    def _read(self, response: Any, timer: RequestTimer) -> tuple[RequestRecord, str]:
+    def _read(self, response: Any, timer: RequestTimer, body_untouched: bool) -> tuple[RequestRecord, str]:
         status = response.status_code
         if status >= 400:
             return self._http_error(response, timer, status), ""
@@ -219,8 +220,11 @@ class LLMUser(User):
         detail = ""
         try:
             if reactor.usable(response):
-                last_read_at = reactor.read_events(response, reading.event)
+                how = "compiled" if reactor.compiled_for(response, body_untouched) else "reactor"
+                self._llm.health.count_reader(how)
+                last_read_at = reactor.read_events(response, reading.event, body_untouched)
             else:
+                self._llm.health.count_reader("greenlet")
                 for name, data, at in iter_events(response.readline, clock):
                     if reading.event(name, data, at):
                         break
@@ -258,8 +262,7 @@ class LLMUser(User):
             return
         try:
             with gevent.Timeout(_DRAIN_AFTER_DONE_S):
-                while response.readline(b"\n"):
-                    pass
+                reactor.drain(response)
         except (gevent.Timeout, OSError, HTTPParseError):
             self._drop_connection()
 

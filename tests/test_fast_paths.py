@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from array import array
 
 import pytest
 from locust.stats import RequestStats
@@ -14,20 +15,42 @@ from llm_locust.plugin import log_many
 EDGES = [0.0, -1.0, 0.0004, 1.9, 2.049, 20.0, 1e6, 4e9]
 
 
+def same(a: Histogram, b: Histogram) -> None:
+    assert a._hdr.encode() == b._hdr.encode()  # same HDR counts, min, max, total
+    assert (a._hdr.min_value, a._hdr.max_value) == (b._hdr.min_value, b._hdr.max_value)
+    assert (a.count, a.total, a.total_sq, a.min, a.max) == (b.count, b.total, b.total_sq, b.min, b.max)
+    assert a.summary() == b.summary()
+
+
+def test_the_compiled_recorder_is_in_use() -> None:
+    assert Histogram()._fast is not None, "llm_locust._speedups was not built: is a C compiler installed?"
+    assert Histogram(compiled=False)._fast is None
+
+
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("seed", range(10))
-def test_record_many_equals_record(seed: int) -> None:
+def test_record_many_equals_record(seed: int, compiled: bool) -> None:
+    """The reference is hdrh's own record_value, one value at a time (the Python path)."""
     rng = random.Random(seed)
     values = [rng.choice([*EDGES, rng.expovariate(0.05), rng.uniform(0, 3)]) for _ in range(500)]
-    one, many = Histogram(), Histogram()
+    one, many, single = Histogram(compiled=False), Histogram(compiled), Histogram(compiled)
     for v in values:
         one.record(v)
+        single.record(v)
     many.record_many(values[:250])
-    many.record_many(values[250:])
-    assert many._hdr.encode() == one._hdr.encode()  # same HDR counts, min, max, total
-    assert (many.count, many.total, many.total_sq, many.min, many.max) == (
-        one.count, one.total, one.total_sq, one.min, one.max,
-    )  # fmt: skip
-    assert many.summary() == one.summary()
+    many.record_many(array("d", values[250:]))  # a stream's ITL gaps come as array('d')
+    same(many, one)
+    same(single, one)
+
+
+def test_huge_squares_and_the_top_of_the_range_stay_exact() -> None:
+    values = [3.6e9, 3.6e9, 1e12, 5e9, 0.0005, 0.0004999]  # beyond the range: clamped to it
+    ref, fast = Histogram(compiled=False), Histogram()
+    for v in values[:3]:
+        ref.record(v)  # hdrh raises beyond its range; the Python path clamps first as well
+    fast.record_many(values[:3])
+    same(fast, ref)
+    assert fast.total_sq == 3 * 3_600_000_000_000**2 > 2**64
 
 
 @pytest.mark.parametrize("seed", range(10))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import LOCUSTFILES, TEST_LOCUSTFILES, run_locust
 
-#: Both stream readers: the process-wide reactor (plain HTTP on Linux) and one greenlet per stream
-#: (TLS connections, or LLM_LOCUST_READER=greenlet).
-READERS = pytest.mark.parametrize("reader", ["reactor", "greenlet"])
+#: Every stream reader: the process-wide reactor with each body read by llm_locust._speedups (the
+#: default on Linux) or parsed in Python, and one greenlet per stream (TLS connections).
+READERS = pytest.mark.parametrize("reader", ["compiled", "reactor", "greenlet"])
 
 
 @READERS

@@ -53,12 +53,28 @@ def server() -> Iterator[Callable[[Script], int]]:
         s.stop()
 
 
+@pytest.fixture(autouse=True, params=["compiled", "reactor"])
+def body_reader(request: Any) -> Iterator[str]:
+    """Every test runs with bodies read by llm_locust._speedups and by the Python reactor."""
+    reactor.choose_reader(request.param)
+    yield request.param
+    reactor.choose_reader("auto")
+
+
 def open_response(port: int) -> Any:
     client = HTTPClient("127.0.0.1", port, concurrency=1, network_timeout=None)
     client._connection_pool._create_tcp_socket = rxclock.create_tcp_socket
     response = client.request("POST", "/v1/chat/completions", body=b"{}")
+    response.test_untouched = rxclock.end_headers(response._sock)
     assert reactor.usable(response)
     return response
+
+
+def read(response: Any, on_event: reactor.OnEvent) -> float:
+    last = reactor.read_events(response, on_event, response.test_untouched)
+    compiled = hasattr(response, "llm_locust_body")
+    assert compiled == (reactor.reader_in_use() == "compiled")  # the reader under test read it
+    return last
 
 
 def collect(response: Any) -> tuple[list[tuple[str, str, float]], float]:
@@ -68,7 +84,7 @@ def collect(response: Any) -> tuple[list[tuple[str, str, float]], float]:
         got.append((name, data, at))
         return data == "[DONE]"
 
-    last = reactor.read_events(response, on_event)
+    last = read(response, on_event)
     return got, last
 
 
@@ -119,7 +135,7 @@ def test_connection_closed_mid_body_raises(server: Any) -> None:
     port = server(script)
     got: list[str] = []
     with pytest.raises((HTTPParseError, OSError)):
-        reactor.read_events(open_response(port), lambda n, d, at: got.append(d) or False)
+        read(open_response(port), lambda n, d, at: got.append(d) or False)
     assert got == ['{"n": 1}']
 
 
@@ -130,7 +146,7 @@ def test_consumer_errors_reach_the_caller(server: Any) -> None:
         raise ValueError("bad event")
 
     with pytest.raises(ValueError, match="bad event"):
-        reactor.read_events(open_response(port), on_event)
+        read(open_response(port), on_event)
 
 
 def test_interrupted_wait_unregisters_the_stream(server: Any) -> None:
@@ -140,7 +156,7 @@ def test_interrupted_wait_unregisters_the_stream(server: Any) -> None:
 
     port = server(slow)
     with pytest.raises(gevent.Timeout), gevent.Timeout(0.3):
-        reactor.read_events(open_response(port), lambda n, d, at: False)
+        read(open_response(port), lambda n, d, at: False)
     the = gevent.get_hub().llm_locust_reactor
     assert the._streams == {}
     # the reactor still serves the next stream
@@ -161,3 +177,35 @@ def test_many_streams_at_once_each_get_their_own_events(server: Any) -> None:
         got, _ = job.value
         assert len(got) == 33 and got[-1][1] == "[DONE]"
         assert got[-2][1] == f'{{"server": {k % 3}}}'
+
+
+def test_the_connection_is_reused_after_each_body_even_when_its_end_comes_late(server: Any) -> None:
+    """After [DONE] the rest of the body is drained (here it comes 50 ms later), the response's own
+    parser sees the end, and the next request goes out on the same connection."""
+    connections = []
+
+    def script(sock: Any) -> None:
+        connections.append(sock)
+        for k in range(3):
+            if k:
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    buf += sock.recv(4096)
+            sock.sendall(HEAD + chunked(*events_body(3)))
+            gevent.sleep(0.05)
+            sock.sendall(chunked(b""))
+        gevent.sleep(0.5)
+
+    port = server(script)
+    client = HTTPClient("127.0.0.1", port, concurrency=1, network_timeout=None)
+    client._connection_pool._create_tcp_socket = rxclock.create_tcp_socket
+    for _ in range(3):
+        response = client.request("POST", "/v1/chat/completions", body=b"{}")
+        response.test_untouched = rxclock.end_headers(response._sock)
+        got, _ = collect(response)
+        assert got[-1][1] == "[DONE]" and len(got) == 5
+        assert not response.message_complete
+        with gevent.Timeout(2):
+            reactor.drain(response)
+        assert response.message_complete
+    assert len(connections) == 1

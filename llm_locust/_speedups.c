@@ -1,0 +1,620 @@
+/* llm_locust._speedups: the client's per-token hot paths in C (Linux). Optional: without a C
+ * compiler the package installs without it and the same work is done in Python (tested equal).
+ *
+ * 1. ``Body``: one stream's response body.
+ * 2. ``hdr_record``: values into an HDR histogram's counts (llm_locust.histogram).
+ *
+ * A ``Body`` owns the reading of one HTTP/1.1 chunked response body from a non-blocking socket
+ * whose headers were consumed exactly up to their end (see rxclock's header mode). ``read()``
+ * does one recvmsg with the kernel's receive timestamp (SO_TIMESTAMPNS), decodes the chunked
+ * framing, splits the body into lines and server-sent events exactly as llm_locust.sse.SSEDecoder
+ * does, and returns the events the read completed as ``(name, data, arrived_at_s)`` tuples.
+ * ``arrived_at_s`` is on time.perf_counter()'s clock (CLOCK_MONOTONIC on Linux), moved back by
+ * how long the bytes waited in the kernel (as llm_locust.rxclock.corrected).
+ *
+ * The Python reactor (llm_locust/reactor.py) is the reference: tests/test_speedups.py feeds both
+ * the same byte streams split at random offsets and requires the same events.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+
+#ifndef SO_TIMESTAMPNS
+#define SO_TIMESTAMPNS 35
+#endif
+#ifndef SCM_TIMESTAMPNS
+#define SCM_TIMESTAMPNS SO_TIMESTAMPNS
+#endif
+
+#define READ_BYTES 65536
+#define MAX_AGE_NS 1000000000LL
+#define MAX_LINE_BYTES (64 * 1024 * 1024)
+
+enum {
+    S_SIZE,          /* hex digits of a chunk size */
+    S_SIZE_EXT,      /* a chunk extension (or spaces) up to the end of the size line */
+    S_SIZE_LF,       /* the LF after the size line's CR */
+    S_DATA,          /* chunk data */
+    S_DATA_CR,       /* the CR(LF) after chunk data */
+    S_DATA_LF,       /* the LF after chunk data's CR */
+    S_TRAILER,       /* the start of a trailer line (or the final empty line) */
+    S_TRAILER_LINE,  /* inside a trailer line */
+    S_TRAILER_LF,    /* the LF of the final empty line */
+    S_DONE,          /* the body is complete */
+};
+
+static PyObject *message_str;  /* "message" */
+static PyObject *parse_error;  /* geventhttpclient.response.HTTPParseError, set by set_parse_error() */
+
+typedef struct {
+    char *p;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_add(Buf *b, const char *src, Py_ssize_t n) {
+    if (b->len + n > b->cap) {
+        Py_ssize_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n) cap *= 2;
+        char *p = PyMem_Realloc(b->p, (size_t)cap);
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+static void buf_free(Buf *b) {
+    PyMem_Free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    int state;
+    int size_digits;
+    unsigned long long chunk_left;
+    int complete;   /* the terminal chunk and its final CRLF were read */
+    int closed;     /* the peer closed the connection (a read returned 0 bytes) */
+    Buf line;       /* a body line still waiting for its LF */
+    Buf data;       /* the open event's data lines, joined with LF */
+    int has_data;
+    PyObject *name; /* the open event's name; NULL means "message" */
+    double data_at; /* arrival of the open event's last data line */
+    double last_at; /* arrival of the last read's bytes */
+    Py_ssize_t extra_len; /* bytes after the end of the body (kept in extra) */
+    char *extra;
+} Body;
+
+static void reset_event(Body *self) {
+    Py_CLEAR(self->name);
+    self->has_data = 0;
+    self->data.len = 0;
+}
+
+static int dispatch(Body *self, PyObject *out) {
+    PyObject *data = PyUnicode_DecodeUTF8(self->data.p ? self->data.p : "", self->data.len, "replace");
+    if (data == NULL) return -1;
+    PyObject *at = PyFloat_FromDouble(self->data_at);
+    if (at == NULL) {
+        Py_DECREF(data);
+        return -1;
+    }
+    PyObject *name = self->name ? self->name : message_str;
+    Py_INCREF(name);
+    PyObject *event = PyTuple_New(3);
+    if (event == NULL) {
+        Py_DECREF(data);
+        Py_DECREF(at);
+        Py_DECREF(name);
+        return -1;
+    }
+    PyTuple_SET_ITEM(event, 0, name);
+    PyTuple_SET_ITEM(event, 1, data);
+    PyTuple_SET_ITEM(event, 2, at);
+    int rc = PyList_Append(out, event);
+    Py_DECREF(event);
+    reset_event(self);
+    return rc;
+}
+
+/* One SSE line without its terminator (the fields of sse.SSEDecoder.feed's generic path). */
+static int sse_field(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out) {
+    if (n == 0) {
+        if (self->has_data) return dispatch(self, out);
+        reset_event(self);
+        return 0;
+    }
+    if (p[0] == ':') return 0; /* comment */
+    const char *colon = memchr(p, ':', (size_t)n);
+    Py_ssize_t field_len = colon ? colon - p : n;
+    const char *value = colon ? colon + 1 : p + n;
+    Py_ssize_t value_len = colon ? n - field_len - 1 : 0;
+    if (value_len > 0 && value[0] == ' ') {
+        value++;
+        value_len--;
+    }
+    if (field_len == 4 && memcmp(p, "data", 4) == 0) {
+        self->data_at = at;
+        if (self->has_data && buf_add(&self->data, "\n", 1) < 0) return -1;
+        if (buf_add(&self->data, value, value_len) < 0) return -1;
+        self->has_data = 1;
+    } else if (field_len == 5 && memcmp(p, "event", 5) == 0) {
+        Py_CLEAR(self->name);
+        if (value_len > 0) {
+            self->name = PyUnicode_DecodeUTF8(value, value_len, "replace");
+            if (self->name == NULL) return -1;
+        }
+    } /* "id", "retry" and unknown fields do not matter to a load generator */
+    return 0;
+}
+
+/* One body line including its final LF: CRLF or LF ends it; lone CRs inside also end lines. */
+static int sse_line(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out) {
+    n--; /* the LF */
+    if (n > 0 && p[n - 1] == '\r') n--;
+    const char *end = p + n;
+    for (;;) {
+        const char *cr = memchr(p, '\r', (size_t)(end - p));
+        if (cr == NULL) return sse_field(self, p, end - p, at, out);
+        if (sse_field(self, p, cr - p, at, out) < 0) return -1;
+        p = cr + 1;
+    }
+}
+
+/* De-chunked body bytes: complete lines go to the SSE decoder, the rest waits in self->line. */
+static int body_bytes(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out) {
+    const char *end = p + n;
+    while (p < end) {
+        const char *lf = memchr(p, '\n', (size_t)(end - p));
+        if (lf == NULL) {
+            if (self->line.len + (end - p) > MAX_LINE_BYTES) {
+                PyErr_SetString(parse_error, "a line of the event stream is over 64 MiB");
+                return -1;
+            }
+            return buf_add(&self->line, p, end - p);
+        }
+        if (self->line.len) {
+            if (buf_add(&self->line, p, lf + 1 - p) < 0) return -1;
+            Py_ssize_t len = self->line.len;
+            self->line.len = 0; /* the bytes stay valid: sse_line never touches self->line */
+            if (sse_line(self, self->line.p, len, at, out) < 0) return -1;
+        } else if (sse_line(self, p, lf + 1 - p, at, out) < 0) {
+            return -1;
+        }
+        p = lf + 1;
+    }
+    return 0;
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int bad_chunk(const char *what) {
+    PyErr_Format(parse_error, "invalid chunked body: %s", what);
+    return -1;
+}
+
+/* Raw bytes from the socket through the chunked framing. */
+static int feed(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out) {
+    const char *end = p + n;
+    while (p < end) {
+        char c = *p;
+        switch (self->state) {
+        case S_SIZE: {
+            int v = hexval(c);
+            if (v >= 0) {
+                if (self->chunk_left >> 59) return bad_chunk("chunk size too large");
+                self->chunk_left = self->chunk_left * 16 + (unsigned long long)v;
+                self->size_digits++;
+                p++;
+                break;
+            }
+            if (!self->size_digits) return bad_chunk("no chunk size");
+            if (c == ';' || c == ' ' || c == '\t') {
+                self->state = S_SIZE_EXT;
+            } else if (c == '\r') {
+                self->state = S_SIZE_LF;
+            } else if (c == '\n') {
+                self->state = self->chunk_left ? S_DATA : S_TRAILER;
+            } else {
+                return bad_chunk("unexpected byte in chunk size");
+            }
+            p++;
+            break;
+        }
+        case S_SIZE_EXT: {
+            const char *lf = memchr(p, '\n', (size_t)(end - p));
+            if (lf == NULL) {
+                p = end;
+                break;
+            }
+            self->state = self->chunk_left ? S_DATA : S_TRAILER;
+            p = lf + 1;
+            break;
+        }
+        case S_SIZE_LF:
+            if (c != '\n') return bad_chunk("CR without LF after chunk size");
+            self->state = self->chunk_left ? S_DATA : S_TRAILER;
+            p++;
+            break;
+        case S_DATA: {
+            Py_ssize_t take = end - p;
+            if ((unsigned long long)take > self->chunk_left) take = (Py_ssize_t)self->chunk_left;
+            if (body_bytes(self, p, take, at, out) < 0) return -1;
+            p += take;
+            self->chunk_left -= (unsigned long long)take;
+            if (self->chunk_left == 0) self->state = S_DATA_CR;
+            break;
+        }
+        case S_DATA_CR:
+            if (c == '\r') {
+                self->state = S_DATA_LF;
+            } else if (c == '\n') {
+                self->state = S_SIZE;
+                self->size_digits = 0;
+            } else {
+                return bad_chunk("no CRLF after chunk data");
+            }
+            p++;
+            break;
+        case S_DATA_LF:
+            if (c != '\n') return bad_chunk("CR without LF after chunk data");
+            self->state = S_SIZE;
+            self->size_digits = 0;
+            p++;
+            break;
+        case S_TRAILER:
+            if (c == '\r') {
+                self->state = S_TRAILER_LF;
+            } else if (c == '\n') {
+                self->state = S_DONE;
+            } else {
+                self->state = S_TRAILER_LINE;
+            }
+            p++;
+            break;
+        case S_TRAILER_LINE: {
+            const char *lf = memchr(p, '\n', (size_t)(end - p));
+            if (lf == NULL) {
+                p = end;
+                break;
+            }
+            self->state = S_TRAILER;
+            p = lf + 1;
+            break;
+        }
+        case S_TRAILER_LF:
+            if (c != '\n') return bad_chunk("CR without LF at the end of the body");
+            self->state = S_DONE;
+            p++;
+            break;
+        case S_DONE: {
+            /* Bytes after the body: kept for the response's own parser (it judges them). */
+            Py_ssize_t rest = end - p;
+            char *x = PyMem_Realloc(self->extra, (size_t)(self->extra_len + rest));
+            if (x == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            memcpy(x + self->extra_len, p, (size_t)rest);
+            self->extra = x;
+            self->extra_len += rest;
+            p = end;
+            break;
+        }
+        }
+    }
+    if (self->state == S_DONE && !self->complete) {
+        self->complete = 1;
+        /* the rest of a last line without its newline is dropped, as geventhttpclient's readline does;
+           an event still open is dispatched, as sseclient-py does */
+        self->line.len = 0;
+        if (self->has_data && dispatch(self, out) < 0) return -1;
+    }
+    return 0;
+}
+
+static double now_s(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long long now_ns(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- the Python type ---------------------------------------------------------------------- */
+
+static int Body_init(Body *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"fd", NULL};
+    int fd;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i", kwlist, &fd)) return -1;
+    self->fd = fd;
+    self->state = S_SIZE;
+    self->last_at = now_s(CLOCK_MONOTONIC);
+    return 0;
+}
+
+static void Body_dealloc(Body *self) {
+    buf_free(&self->line);
+    buf_free(&self->data);
+    PyMem_Free(self->extra);
+    Py_XDECREF(self->name);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Body_read(Body *self, PyObject *Py_UNUSED(ignored)) {
+    char buf[READ_BYTES];
+    char control[64];
+    struct iovec iov = {buf, sizeof buf};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+        n = recvmsg(self->fd, &msg, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) Py_RETURN_NONE;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    double at = now_s(CLOCK_MONOTONIC);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS
+            && c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec rx;
+            memcpy(&rx, CMSG_DATA(c), sizeof rx);
+            long long age = now_ns(CLOCK_REALTIME) - ((long long)rx.tv_sec * 1000000000LL + rx.tv_nsec);
+            if (age > 0 && age < MAX_AGE_NS) at -= (double)age / 1e9;
+        }
+    }
+    self->last_at = at;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    if (n == 0) {
+        self->closed = 1;
+        return out;
+    }
+    if (feed(self, buf, n, at, out) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *Body_feed(Body *self, PyObject *args) {
+    /* Bytes as if read at ``at`` (for tests, and bytes read before the hand-over). */
+    Py_buffer view;
+    double at;
+    if (!PyArg_ParseTuple(args, "y*d", &view, &at)) return NULL;
+    PyObject *out = PyList_New(0);
+    if (out != NULL && feed(self, view.buf, view.len, at, out) < 0) Py_CLEAR(out);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static PyObject *Body_take_extra(Body *self, PyObject *Py_UNUSED(ignored)) {
+    PyObject *b = PyBytes_FromStringAndSize(self->extra ? self->extra : "", self->extra_len);
+    PyMem_Free(self->extra);
+    self->extra = NULL;
+    self->extra_len = 0;
+    return b;
+}
+
+static PyObject *Body_get_complete(Body *self, void *c) { return PyBool_FromLong(self->complete); }
+static PyObject *Body_get_closed(Body *self, void *c) { return PyBool_FromLong(self->closed); }
+static PyObject *Body_get_last_at(Body *self, void *c) { return PyFloat_FromDouble(self->last_at); }
+static PyObject *Body_get_fd(Body *self, void *c) { return PyLong_FromLong(self->fd); }
+
+static PyMethodDef Body_methods[] = {
+    {"read", (PyCFunction)Body_read, METH_NOARGS,
+     "read() -> list of (name, data, arrived_at_s), or None when nothing was waiting.\n"
+     "Raises OSError from recvmsg and HTTPParseError for a broken chunked body."},
+    {"feed", (PyCFunction)Body_feed, METH_VARARGS, "feed(raw: bytes, at: float) -> list of events"},
+    {"take_extra", (PyCFunction)Body_take_extra, METH_NOARGS, "bytes read after the end of the body"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Body_getset[] = {
+    {"complete", (getter)Body_get_complete, NULL, "the body ended (terminal chunk read)", NULL},
+    {"closed", (getter)Body_get_closed, NULL, "the peer closed the connection", NULL},
+    {"last_at", (getter)Body_get_last_at, NULL, "arrival of the last read's bytes (perf_counter s)", NULL},
+    {"fd", (getter)Body_get_fd, NULL, "the socket's file descriptor", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject BodyType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "llm_locust._speedups.Body",
+    .tp_basicsize = sizeof(Body),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Body(fd): the chunked SSE body of one response, read from a non-blocking socket.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Body_init,
+    .tp_dealloc = (destructor)Body_dealloc,
+    .tp_methods = Body_methods,
+    .tp_getset = Body_getset,
+};
+
+static PyObject *set_parse_error(PyObject *mod, PyObject *cls) {
+    Py_INCREF(cls);
+    Py_XSETREF(parse_error, cls);
+    Py_RETURN_NONE;
+}
+
+static PyObject *monotonic(PyObject *mod, PyObject *Py_UNUSED(ignored)) {
+    return PyFloat_FromDouble(now_s(CLOCK_MONOTONIC));
+}
+
+
+/* ---- HDR histogram recording --------------------------------------------------------------- */
+
+/* hdr_record(counts, values, geometry) -> (n, lo_units, hi_units, sum_units, sum_sq_units, vmin, vmax)
+ *
+ * Each value v (in display units) is stored as units = min(int(v * scale + 0.5), highest), or 0
+ * when v is not > 0, and counted at the index HdrHistogram.record_value computes. ``counts`` is
+ * the histogram's writable uint64 array; ``values`` a buffer of doubles (array('d')) or a
+ * sequence of floats; ``geometry`` = (unit_magnitude, sub_bucket_half_count_magnitude,
+ * sub_bucket_mask, sub_bucket_half_count, highest_units, scale). vmin/vmax are the smallest and
+ * largest value clamped at 0 (as llm_locust.histogram.Histogram.record_many keeps them). */
+static PyObject *u128(unsigned __int128 v) {
+    PyObject *hi = PyLong_FromUnsignedLongLong((unsigned long long)(v >> 64));
+    PyObject *lo = PyLong_FromUnsignedLongLong((unsigned long long)v);
+    PyObject *sixty_four = PyLong_FromLong(64);
+    PyObject *out = NULL, *shifted = NULL;
+    if (hi && lo && sixty_four && (shifted = PyNumber_Lshift(hi, sixty_four)) != NULL) {
+        out = PyNumber_Or(shifted, lo);
+    }
+    Py_XDECREF(hi);
+    Py_XDECREF(lo);
+    Py_XDECREF(sixty_four);
+    Py_XDECREF(shifted);
+    return out;
+}
+
+static PyObject *hdr_record(PyObject *mod, PyObject *args) {
+    PyObject *counts_obj, *values_obj;
+    int unit, shift;
+    unsigned long long mask, half, highest;
+    double scale;
+    if (!PyArg_ParseTuple(args, "OO(iiKKKd)", &counts_obj, &values_obj, &unit, &shift, &mask, &half,
+                          &highest, &scale))
+        return NULL;
+    Py_buffer counts;
+    if (PyObject_GetBuffer(counts_obj, &counts, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (counts.itemsize != 8 || counts.len % 8) {
+        PyBuffer_Release(&counts);
+        PyErr_SetString(PyExc_TypeError, "counts must be an array of 64-bit counts");
+        return NULL;
+    }
+    unsigned long long *slots = counts.buf;
+    Py_ssize_t n_slots = counts.len / 8;
+
+    Py_buffer vbuf;
+    int have_vbuf = 0;
+    PyObject *seq = NULL;
+    const double *direct = NULL;
+    Py_ssize_t n;
+    if (PyObject_CheckBuffer(values_obj)
+        && PyObject_GetBuffer(values_obj, &vbuf, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) == 0) {
+        have_vbuf = 1;
+        if (vbuf.format == NULL || strcmp(vbuf.format, "d") != 0 || vbuf.itemsize != 8) {
+            PyBuffer_Release(&vbuf);
+            PyBuffer_Release(&counts);
+            PyErr_SetString(PyExc_TypeError, "values must be doubles");
+            return NULL;
+        }
+        direct = vbuf.buf;
+        n = vbuf.len / 8;
+    } else {
+        PyErr_Clear();
+        seq = PySequence_Fast(values_obj, "values must be a sequence of numbers");
+        if (seq == NULL) {
+            PyBuffer_Release(&counts);
+            return NULL;
+        }
+        n = PySequence_Fast_GET_SIZE(seq);
+    }
+    PyObject **items = seq ? PySequence_Fast_ITEMS(seq) : NULL;
+    unsigned long long lo = ~0ULL, hi = 0;
+    unsigned __int128 sum = 0, sum_sq = 0;
+    double vmin = 0.0, vmax = 0.0;
+    PyObject *result = NULL;
+    int base = unit + shift + 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double v;
+        if (direct) {
+            v = direct[i];
+        } else {
+            v = PyFloat_AsDouble(items[i]);
+            if (v == -1.0 && PyErr_Occurred()) goto done;
+        }
+        double clamped = v > 0.0 ? v : 0.0;
+        if (i == 0 || clamped < vmin) vmin = clamped;
+        if (i == 0 || clamped > vmax) vmax = clamped;
+        unsigned long long units = 0;
+        if (v > 0.0) {
+            double x = v * scale + 0.5;
+            units = x >= (double)highest ? highest : (unsigned long long)x;
+            if (units > highest) units = highest;
+        }
+        int bits = 64 - __builtin_clzll(units | mask);
+        int bucket = bits - base;
+        long long index = ((long long)(bucket + 1) << shift) + (long long)(units >> (bucket + unit)) - (long long)half;
+        if (index < 0 || index >= n_slots) {
+            PyErr_SetString(PyExc_IndexError, "value outside the histogram's range");
+            goto done;
+        }
+        slots[index]++;
+        if (units < lo) lo = units;
+        if (units > hi) hi = units;
+        sum += units;
+        sum_sq += (unsigned __int128)units * units;
+    }
+    {
+        PyObject *s = u128(sum), *sq = u128(sum_sq);
+        if (s && sq) {
+            result = Py_BuildValue("(nKKNNdd)", n, n ? lo : 0ULL, hi, s, sq, vmin, vmax);
+        } else {
+            Py_XDECREF(s);
+            Py_XDECREF(sq);
+        }
+    }
+done:
+    if (have_vbuf) PyBuffer_Release(&vbuf);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&counts);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"hdr_record", hdr_record, METH_VARARGS,
+     "hdr_record(counts, values, geometry) -> (n, lo, hi, sum, sum_sq, vmin, vmax) (see the source)"},
+    {"set_parse_error", set_parse_error, METH_O, "the exception class raised for a broken body"},
+    {"monotonic", monotonic, METH_NOARGS, "the clock of arrived_at_s (equal to time.perf_counter)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "llm_locust._speedups", "The client's per-token hot paths in C.", -1,
+    module_methods,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) {
+    if (PyType_Ready(&BodyType) < 0) return NULL;
+    message_str = PyUnicode_InternFromString("message");
+    if (message_str == NULL) return NULL;
+    parse_error = PyExc_ValueError;
+    Py_INCREF(parse_error);
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&BodyType);
+    if (PyModule_AddObject(m, "Body", (PyObject *)&BodyType) < 0) {
+        Py_DECREF(&BodyType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,17 @@
+"""The compiled stream reader (llm_locust/_speedups.c). Everything else is in pyproject.toml.
+
+The extension is optional: without a C compiler the package installs and reads streams with the
+pure-Python reactor (about 30 % less client capacity; see README, "Client capacity").
+"""
+
+import sys
+
+from setuptools import Extension, setup
+
+ext_modules = []
+if sys.platform.startswith("linux"):
+    ext_modules.append(
+        Extension("llm_locust._speedups", ["llm_locust/_speedups.c"], optional=True, extra_compile_args=["-O2"])
+    )
+
+setup(ext_modules=ext_modules)
