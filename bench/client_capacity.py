@@ -107,6 +107,7 @@ def run(users: int, seconds: float, itl: float | None = None) -> dict[str, float
         "itl_err_mean": steady["mean_itl_ms"] - itl_ms,
         "rss_mib": rss / 1024,
         "mock_late_pct": 100 * served.get("tokens_late_over_5ms", 0) / max(served.get("tokens_sent", 1), 1),
+        "mock_read_late_pct": 100 * served.get("requests_read_late_over_5ms", 0) / max(served["requests"], 1),
         "completed": steady["completed"],
         "lag_p99": res["client"]["loop_lag_ms"]["p99"],
         "failed": steady["failed"],
@@ -192,11 +193,11 @@ def main() -> int:
     print("mock on core 0, one Locust process on core 1)\n")
     head = (
         "| users | ITL ms | events/s | client CPU | events per CPU-s | ΔTTFT p50 / p99 ms"
-        " | ΔITL mean / p50 / p99 ms | RSS MiB | KiB per user | ok / failed | mock >5 ms late"
-        " | client loop lag p99 ms |"
+        " | ΔITL mean / p50 / p99 ms | RSS MiB | KiB per user | ok / failed | mock tokens >5 ms late"
+        " | mock requests read >5 ms late | client loop lag p99 ms |"
     )
     print(head)
-    print("|" + "---|" * 12)
+    print("|" + "---|" * 13)
     base = rows[0]
     for r in rows:
         per_user = float("nan")
@@ -207,7 +208,7 @@ def main() -> int:
             f"{r['events_per_cpu_s']:,.0f} | {r['ttft_err_p50']:+.2f} / {r['ttft_err_p99']:+.2f} | "
             f"{r['itl_err_mean']:+.3f} / {r['itl_err_p50']:+.2f} / {r['itl_err_p99']:+.2f} | "
             f"{r['rss_mib']:.1f} | {per_user:.1f} | {r['completed']:.0f} / {r['failed']:.0f} | "
-            f"{r['mock_late_pct']:.2f} % | {r['lag_p99']:.2f} |"
+            f"{r['mock_late_pct']:.2f} % | {r['mock_read_late_pct']:.2f} % | {r['lag_p99']:.2f} |"
         )
     print("\nKiB per user = marginal RSS over the first row.")
     rate, per_cpu = gevent_floor(int(rows[0]["users"]), args.seconds, args.itl_ms)

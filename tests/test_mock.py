@@ -94,3 +94,32 @@ def test_batching_engine_trades_per_stream_speed_for_throughput() -> None:
         batch_itl = statistics.median((j.value[1][-1] - j.value[1][0]) / 19 for j in jobs)
         assert batch_itl == pytest.approx(solo_itl * 16**0.5, rel=0.15)  # step = itl * n ** 0.5
         assert 16 / batch_itl > 3 * (1 / solo_itl)  # aggregate tokens/s rises
+
+
+def test_a_request_read_late_keeps_its_ttft_from_arrival() -> None:
+    """The mock's loop is busy when a request arrives: its schedule still starts when the request
+    reached the socket (kernel receive time), so the client's TTFT stays the configured one, and the
+    late read is counted in /mock/stats."""
+    import re
+
+    import gevent.socket
+
+    server = MockServer(Engine("fixed", Timing(ttft_ms=50, itl_ms=10)))
+    port = server.start("127.0.0.1", 0)
+    try:
+        body = orjson.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True})
+        head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        sock = gevent.socket.create_connection(("127.0.0.1", port))
+        sock.sendall(head + body)
+        sent = time.perf_counter()
+        while time.perf_counter() - sent < 0.04:  # the whole process is busy: the mock cannot read
+            pass
+        buf = b""
+        while not re.search(rb'"content":"[^"]', buf):
+            buf += sock.recv(65536)
+        ttft_ms = (time.perf_counter() - sent) * 1000
+        sock.close()
+        assert ttft_ms == pytest.approx(50, abs=5)  # not 50 + the 40 ms the request waited
+        assert server.snapshot()["served"]["requests_read_late_over_5ms"] == 1
+    finally:
+        server.stop()

@@ -72,18 +72,22 @@ class Engine:
         self._rng = random.Random(seed)
 
     @contextmanager
-    def admitted(self) -> Iterator[None]:
-        """Hold a slot / sequence for the duration of one request (FIFO queue when full)."""
+    def admitted(self, arrived_s: float | None = None) -> Iterator[float]:
+        """Hold a slot / sequence for the duration of one request (FIFO queue when full). Yields the
+        instant work on it starts: ``arrived_s`` (when the request reached the socket) if a slot was
+        free, else when one was freed."""
         gate = self._gate
-        if gate is not None:
+        start = time.perf_counter() if arrived_s is None else arrived_s
+        if gate is not None and not gate.acquire(blocking=False):
             self.waiting += 1
             try:
                 gate.acquire()
             finally:
                 self.waiting -= 1
+            start = time.perf_counter()
         self.running += 1
         try:
-            yield
+            yield start
         finally:
             self.running -= 1
             if gate is not None:

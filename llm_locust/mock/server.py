@@ -11,6 +11,7 @@ random with ``--fault KIND:PROBABILITY``: ``http_500``, ``http_429``, ``http_400
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import socket
@@ -24,6 +25,7 @@ import gevent
 import orjson
 from gevent.server import StreamServer
 
+from llm_locust import rxclock
 from llm_locust.mock.engine import WORDS, Engine, sleep_until
 
 FAULTS = (
@@ -106,6 +108,8 @@ class MockServer:
         self._prompts.wait_ready()
         self._server = StreamServer((host, port), self._handle, backlog=4096)
         self._server.start()
+        with contextlib.suppress(OSError):  # accepted sockets inherit it: requests are stamped on arrival
+            self._server.socket.setsockopt(socket.SOL_SOCKET, rxclock.SO_TIMESTAMPNS, 1)
         return int(self._server.server_port)
 
     def serve_forever(self) -> None:
@@ -119,19 +123,23 @@ class MockServer:
     # -- HTTP ------------------------------------------------------------------------------------
     def _handle(self, sock: socket.socket, _addr: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        rfile = sock.makefile("rb")
+        conn = _Connection(sock)
         try:
             while True:
-                line = rfile.readline(65537)
+                line = conn.readline(65537)
                 if not line:
                     return
+                arrived = conn.arrived_s
+                late_s = time.perf_counter() - arrived
+                if late_s > 0.005:  # the request waited in the kernel: the mock's own loop was busy
+                    self.stats["requests_read_late_over_5ms"] += 1
                 parts = line.decode("latin-1").split()
                 if len(parts) != 3:
                     return
                 method, target, version = parts
                 headers: dict[str, str] = {}
                 while True:
-                    h = rfile.readline(65537)
+                    h = conn.readline(65537)
                     if h in (b"\r\n", b"\n", b""):
                         break
                     k, _, v = h.decode("latin-1").partition(":")
@@ -140,17 +148,16 @@ class MockServer:
                 if length > _MAX_BODY:
                     self._send_json(sock, 413, {"error": {"message": "body too large"}}, close=True)
                     return
-                body = rfile.read(length) if length else b""
+                body = conn.read(length) if length else b""
                 keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-                if not self._route(sock, method, target.split("?", 1)[0], body) or not keep:
+                if not self._route(sock, method, target.split("?", 1)[0], body, arrived) or not keep:
                     return
         except OSError:
             return
         finally:
-            rfile.close()
             sock.close()
 
-    def _route(self, sock: socket.socket, method: str, path: str, body: bytes) -> bool:
+    def _route(self, sock: socket.socket, method: str, path: str, body: bytes, arrived_s: float) -> bool:
         """Serve one request; return False when the connection must close."""
         if method == "GET" and path == "/health":
             return self._send_json(sock, 200, {"status": "ok"})
@@ -163,7 +170,7 @@ class MockServer:
             self.stats.clear()
             return self._send_json(sock, 200, {"reset": True})
         if method == "POST" and path == "/v1/chat/completions":
-            return self._chat(sock, body)
+            return self._chat(sock, body, arrived_s)
         return self._send_json(sock, 404, {"error": {"message": f"no route {method} {path}"}})
 
     def snapshot(self) -> dict[str, Any]:
@@ -196,7 +203,7 @@ class MockServer:
                 return kind
         return None
 
-    def _chat(self, sock: socket.socket, body: bytes) -> bool:
+    def _chat(self, sock: socket.socket, body: bytes, arrived_s: float) -> bool:
         try:
             req = orjson.loads(body)
             messages = req["messages"]
@@ -218,10 +225,10 @@ class MockServer:
         prompt_tokens = self._prompts.count(prompt)
         rid = f"chatcmpl-mock-{next(self._ids)}"
         if not req.get("stream"):
-            return self._complete(sock, rid, n_tokens, prompt_tokens, fault)
+            return self._complete(sock, rid, n_tokens, prompt_tokens, fault, arrived_s)
         include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
         try:
-            outcome = self._stream(sock, rid, n_tokens, prompt_tokens, include_usage, fault)
+            outcome = self._stream(sock, rid, n_tokens, prompt_tokens, include_usage, fault, arrived_s)
         except OSError:
             self.stats["aborted"] += 1  # the client went away mid-stream
             return False
@@ -232,9 +239,11 @@ class MockServer:
             self.stats["prompt_tokens"] += prompt_tokens
         return outcome in ("ok", "truncated", "malformed", "error_event", "empty", "stall")
 
-    def _complete(self, sock: socket.socket, rid: str, n: int, prompt_tokens: int, fault: str | None) -> bool:
-        with self.engine.admitted():
-            start = at = time.perf_counter()
+    def _complete(
+        self, sock: socket.socket, rid: str, n: int, prompt_tokens: int, fault: str | None, arrived_s: float
+    ) -> bool:
+        with self.engine.admitted(arrived_s) as start:
+            at = start
             for at, _ in zip(self.engine.schedule(start), range(n), strict=False):  # noqa: B007 (last one)
                 pass
             sleep_until(at)
@@ -269,6 +278,7 @@ class MockServer:
         prompt_tokens: int,
         include_usage: bool,
         fault: str | None,
+        arrived_s: float,
     ) -> str:
         """Write one SSE stream; return the outcome counted in /mock/stats."""
         head = (
@@ -282,8 +292,8 @@ class MockServer:
         role = prefix + b'{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n'
         sock.sendall(head + _chunk(role))
         fault_at = n // 2
-        with self.engine.admitted():
-            start = time.perf_counter()  # prefill starts once the request holds a slot
+        # prefill starts when the request reached the socket, or later once it holds a slot
+        with self.engine.admitted(arrived_s) as start:
             if fault == "empty":
                 n = 0
             offset = hash(rid) % len(WORDS)
@@ -340,3 +350,43 @@ class MockServer:
 
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class _Connection:
+    """A connection's bytes, read with the kernel's receive time, so that a request's schedule starts
+    when it reached the socket even when this process was busy and read it late."""
+
+    __slots__ = ("arrived_s", "buf", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self.arrived_s = time.perf_counter()  # of the first bytes of the request being read
+
+    def _fill(self) -> bool:
+        data, ancdata, _flags, _addr = self.sock.recvmsg(65536, rxclock.CMSG_SPACE)
+        if not data:
+            return False
+        if not self.buf:
+            self.arrived_s = rxclock.corrected(time.perf_counter(), rxclock.receive_ns(ancdata))
+        self.buf += data
+        return True
+
+    def readline(self, limit: int) -> bytes:
+        """One line with its LF (at most ``limit`` bytes); what is left at the end of the stream."""
+        buf = self.buf
+        while True:
+            i = buf.find(b"\n", 0, limit)
+            n = i + 1 if i >= 0 else limit if len(buf) >= limit else 0
+            if n or not self._fill():
+                n = n or len(buf)
+                line = bytes(buf[:n])
+                del buf[:n]
+                return line
+
+    def read(self, n: int) -> bytes:
+        while len(self.buf) < n and self._fill():
+            pass
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
