@@ -114,6 +114,11 @@ class RequestTimer:
         self.itl_ms: array[float] = array("d")
         self.text_events = 0
 
+    def sent(self, at_s: float) -> None:
+        """The request was written to the socket at ``at_s`` (metrics.md's s_i), known after the fact:
+        the timer starts before a connection is taken from the pool or opened."""
+        self.sent_at_s = at_s
+
     def headers(self, at_s: float | None = None) -> None:
         """The response headers arrived (at ``at_s`` when the caller knows it better than the clock)."""
         self.headers_at_s = self._clock() if at_s is None else at_s

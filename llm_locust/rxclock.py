@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import gevent.monkey
 import gevent.socket
 
 SO_TIMESTAMPNS = 35  # Linux; the Python socket module does not export it
@@ -55,11 +56,13 @@ class RxTimestampSocket(gevent.socket.socket):  # type: ignore[misc]
     take over the body from its first byte.
     """
 
-    __slots__ = ("_tail", "header_mode", "rx_ns")
+    __slots__ = ("_tail", "header_mode", "rx_ns", "sent_at_s")
+    sent_at_s: float | None
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         self.header_mode = True
         self._tail = b""
+        self.sent_at_s = time.perf_counter()  # metrics.md's s_i: just before the request is written
         super().sendall(data, flags)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
@@ -85,6 +88,29 @@ class RxTimestampSocket(gevent.socket.socket):  # type: ignore[misc]
         return max(end - (len(seen) - len(waiting)), 1)
 
 
+def sent_at(sock: Any) -> float | None:
+    """When the last request was written to ``sock`` (``perf_counter`` s); None if not one of ours."""
+    return sock.sent_at_s if isinstance(sock, RxTimestampSocket) else None
+
+
+def socket_alive(sock: Any) -> bool:
+    """geventhttpclient's idle-connection check (not readable while idle, else FIN or dirty) without
+    its ``gevent.select`` call, which yields to the hub when nothing is ready: under load the request
+    then waited a whole loop iteration before being sent."""
+    try:
+        if sock is None or sock.fileno() < 0:
+            return False
+        readable, _, _ = _select(sock.fileno())
+        return not readable
+    except (OSError, ValueError):
+        return False
+
+
+def _select(fd: int) -> tuple[list[int], list[int], list[int]]:
+    select: Any = gevent.monkey.get_original("select", "select")
+    return select([fd], [], [], 0.0)  # type: ignore[no-any-return]
+
+
 def end_headers(sock: Any) -> bool:
     """Leave header mode (the response's headers are complete). True when the socket was in header
     mode for the whole response, i.e. no byte of the body has been read yet."""
@@ -102,6 +128,7 @@ def create_tcp_socket(family: int, socktype: int, protocol: int) -> gevent.socke
     """Drop-in for geventhttpclient's ``ConnectionPool._create_tcp_socket``."""
     sock = RxTimestampSocket(family, socktype, protocol)
     sock.rx_ns = 0
+    sock.sent_at_s = None
     sock.header_mode = False
     sock._tail = b""
     with contextlib.suppress(OSError):  # no timestamps: event_clock falls back to perf_counter

@@ -106,6 +106,7 @@ class LLMUser(User):
         super().__init__(environment)
         self._llm: LLMState = state_of(environment)
         self._http: HTTPClient | None = None
+        self._sock: Any = None  # the connection of the request in flight
 
     def chat_completion(self) -> None:
         """The default task: one request with the configured messages."""
@@ -166,8 +167,16 @@ class LLMUser(User):
                 # --request-timeout is enforced once per request by a gevent.Timeout instead.
                 network_timeout=None,
             )
+            pool = self._http._connection_pool
+            pool._is_socket_alive = rxclock.socket_alive  # type: ignore[method-assign]
+            get_socket = pool.get_socket
+
+            def taken() -> Any:  # remember the connection: its send instant is the request's s_i
+                self._sock = get_socket()
+                return self._sock
+
+            pool.get_socket = taken  # type: ignore[method-assign]
             if rxclock.supported() and not self._http.ssl:
-                pool = self._http._connection_pool
                 pool._create_tcp_socket = rxclock.create_tcp_socket  # type: ignore[method-assign]
         return self._http
 
@@ -194,6 +203,9 @@ class LLMUser(User):
                 except (OSError, HTTPParseError) as exc:
                     self._drop_connection()
                     return timer.finish("connect", _describe(exc)), ""
+                sent = rxclock.sent_at(self._sock)
+                if sent is not None:
+                    timer.sent(sent)
                 body_untouched = rxclock.end_headers(response._sock)
                 timer.headers(rxclock.event_clock(response._sock)())
                 return self._read(response, timer, body_untouched)

@@ -158,7 +158,7 @@ def test_interrupted_wait_unregisters_the_stream(server: Any) -> None:
     with pytest.raises(gevent.Timeout), gevent.Timeout(0.3):
         read(open_response(port), lambda n, d, at: False)
     the = gevent.get_hub().llm_locust_reactor
-    assert the._streams == {}
+    assert the.watched == set()
     # the reactor still serves the next stream
     port2 = server(split_writer(chunked(*events_body(3)), 3))
     got, _ = collect(open_response(port2))

@@ -307,6 +307,8 @@ class MockServer:
                 late = time.perf_counter() - at
                 if late > 0.005:
                     self.stats["tokens_late_over_5ms"] += 1
+                    if k == 0:
+                        self.stats["first_tokens_late_over_5ms"] += 1
                 if late > 0.02:
                     self.stats["tokens_late_over_20ms"] += 1
                 word = WORDS[(offset + k) % len(WORDS)]

@@ -1,0 +1,55 @@
+"""metrics.md's s_i is taken just before the request is written to the socket: time spent before
+that (taking or opening a connection, the client's own event loop) is not the server's latency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+import pytest
+from locust import events
+from locust.argument_parser import parse_options
+from locust.env import Environment
+
+from llm_locust.mock.engine import Engine, Timing
+from llm_locust.mock.server import MockServer
+from llm_locust.options import config_from_options
+from llm_locust.plugin import install, state_of
+from llm_locust.user import LLMUser
+
+
+class ChatUser(LLMUser):
+    pass
+
+
+@pytest.fixture
+def user() -> Iterator[Any]:
+    install()
+    server = MockServer(Engine("fixed", Timing(ttft_ms=50, itl_ms=5, output_tokens=5)))
+    port = server.start("127.0.0.1", 0)
+    host = f"http://127.0.0.1:{port}"
+    try:
+        env = Environment(user_classes=[ChatUser], events=events, host=host)
+        env.parsed_options = parse_options(args=["--model", "mock", "--host", host])
+        state_of(env).configure(config_from_options(env.parsed_options, host))
+        yield ChatUser(env)
+    finally:
+        server.stop()
+
+
+def test_time_before_the_request_is_written_is_not_ttft(user: Any) -> None:
+    first = user.chat()  # opens the connection
+    assert first.ok and first.ttft_ms == pytest.approx(50, abs=5)
+    pool = user._client()._connection_pool
+    taken = pool.get_socket
+
+    def slow_pool() -> Any:
+        gevent.sleep(0.08)  # e.g. a busy event loop, or a connection being opened
+        return taken()
+
+    pool.get_socket = slow_pool
+    rec = user.chat()
+    assert rec.ok
+    assert rec.ttft_ms == pytest.approx(50, abs=5)  # not 130
+    assert rec.e2e_ms == pytest.approx(50 + 4 * 5, abs=6)
