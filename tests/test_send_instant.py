@@ -12,20 +12,23 @@ from locust import events
 from locust.argument_parser import parse_options
 from locust.env import Environment
 
+from llm_locust import plugin
 from llm_locust.mock.engine import Engine, Timing
 from llm_locust.mock.server import MockServer
 from llm_locust.options import config_from_options
-from llm_locust.plugin import install, state_of
+from llm_locust.plugin import state_of
 from llm_locust.user import LLMUser
-
-
-class ChatUser(LLMUser):
-    pass
 
 
 @pytest.fixture
 def user() -> Iterator[Any]:
-    install()
+    """An LLMUser in this process, against an in-process mock; Locust's global events are restored
+    afterwards (other tests build parsers without llm-locust's options registered)."""
+    was_installed = plugin._installed
+
+    class ChatUser(LLMUser):  # registers llm-locust's options on Locust's global events
+        pass
+
     server = MockServer(Engine("fixed", Timing(ttft_ms=50, itl_ms=5, output_tokens=5)))
     port = server.start("127.0.0.1", 0)
     host = f"http://127.0.0.1:{port}"
@@ -36,6 +39,10 @@ def user() -> Iterator[Any]:
         yield ChatUser(env)
     finally:
         server.stop()
+        if not was_installed:
+            events.init_command_line_parser.remove_listener(plugin.add_arguments)
+            events.init.remove_listener(plugin._on_init)
+            plugin._installed = False
 
 
 def test_time_before_the_request_is_written_is_not_ttft(user: Any) -> None:
