@@ -11,6 +11,7 @@ import orjson
 import pytest
 from geventhttpclient import HTTPClient
 
+from llm_locust import rxclock
 from llm_locust.mock.engine import Engine, Timing
 from llm_locust.mock.server import MockServer
 from llm_locust.tokenizer import load_tokenizer
@@ -26,22 +27,30 @@ def serve(engine: Engine) -> Iterator[str]:
 
 
 def stream(url: str, max_tokens: int) -> tuple[float, list[float], str, float]:
-    """Return (ttft_s, token arrival times, text, headers_s) of one streamed request."""
+    """Return (ttft_s, token arrival times, text, headers_s) of one streamed request: from the
+    instant the request was written to the kernel's receive time of each token, so that the test
+    clients sharing this process with the mock do not add their own delays."""
     client = HTTPClient.from_url(url, concurrency=1)
-    client.get("/health").read()  # connected first: TTFT counts from the request's send
+    pool = client._connection_pool
+    pool._create_tcp_socket = rxclock.create_tcp_socket
+    pool._is_socket_alive = rxclock.socket_alive
+    client.get("/health").read()  # connected first
     body = orjson.dumps(
         {"messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens, "stream": True}
     )
-    sent = time.perf_counter()
     resp = client.post("/v1/chat/completions", body=body)
-    headers = time.perf_counter()
+    sock = resp._sock
+    rxclock.end_headers(sock)
+    clock = rxclock.event_clock(sock)
+    sent = sock.sent_at_s
+    headers = clock()
     times: list[float] = []
     text = ""
     while line := resp.readline(b"\n"):
         if line.startswith(b"data: {"):
             delta = orjson.loads(line[6:])["choices"]
             if delta and delta[0]["delta"].get("content"):
-                times.append(time.perf_counter())
+                times.append(clock())
                 text += delta[0]["delta"]["content"]
     client.close()
     return times[0] - sent, times, text, headers - sent
