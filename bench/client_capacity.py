@@ -5,8 +5,10 @@ Method (as in shared/docs/performance.md): the mock engine on core 0, one Locust
 the token events the mock sent are counted over a steady window after all users have spawned.
 Each configuration runs at about 10k token events/s: ITL = users / 10k s. Timing errors come from
 the requests sent after the ramp (and after two full request durations), see bench/steady.py.
+Then 100 and 1,000 streams at about 25k events/s offered (what the mock sends from one core): the
+client's capacity under load, where a lightly loaded client's per-wake-up costs no longer dominate.
 
-    python bench/client_capacity.py [--users 100,1000,2000] [--seconds 20]
+    python bench/client_capacity.py [--users 100,1000,2000] [--busy-users 100,1000] [--seconds 20]
     python bench/client_capacity.py --users 64,512 --itl-ms 20   # performance.md's method
 """
 
@@ -31,6 +33,7 @@ from llm_locust.cli import start_mock_process  # noqa: E402
 TTFT_MS = 100.0
 TOKENS = int(os.environ.get("BENCH_TOKENS", "100"))
 EVENTS_PER_S = 10_000
+BUSY_EVENTS_PER_S = 25_000
 
 
 def pin(core: int) -> list[str]:
@@ -108,6 +111,7 @@ def run(users: int, seconds: float, itl: float | None = None) -> dict[str, float
         "rss_mib": rss / 1024,
         "mock_late_pct": 100 * served.get("tokens_late_over_5ms", 0) / max(served.get("tokens_sent", 1), 1),
         "mock_read_late_pct": 100 * served.get("requests_read_late_over_5ms", 0) / max(served["requests"], 1),
+        "mock_first_late_pct": 100 * served.get("first_tokens_late_over_5ms", 0) / max(served["requests"], 1),
         "completed": steady["completed"],
         "lag_p99": res["client"]["loop_lag_ms"]["p99"],
         "failed": steady["failed"],
@@ -180,40 +184,56 @@ def sse_layer_cost_us() -> dict[str, float]:
     return {"sseclient-py": timed(sseclient_py), "llm_locust.sse": timed(ours), "bare readline": timed(bare)}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", default="100,1000,2000")
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--itl-ms", type=float, default=None, help="fixed ITL (default: ~10k events/s)")
-    args = parser.parse_args()
-    rows = [run(int(u), args.seconds, args.itl_ms) for u in args.users.split(",")]
-    print(f"\nllm-locust client capacity vs the mock (fixed engine, TTFT {TTFT_MS:g} ms,")
-    offered = f"ITL {args.itl_ms:g} ms" if args.itl_ms else f"~{EVENTS_PER_S} token events/s offered"
-    print(f"{TOKENS} tokens/response, {offered};")
-    print("mock on core 0, one Locust process on core 1)\n")
+def table(rows: list[dict[str, float]], per_user_column: bool) -> None:
     head = (
         "| users | ITL ms | events/s | client CPU | events per CPU-s | ΔTTFT p50 / p99 ms"
         " | ΔITL mean / p50 / p99 ms | RSS MiB | KiB per user | ok / failed | mock tokens >5 ms late"
-        " | mock requests read >5 ms late | client loop lag p99 ms |"
+        " | mock first tokens >5 ms late | mock requests read >5 ms late | client loop lag p99 ms |"
     )
     print(head)
-    print("|" + "---|" * 13)
+    print("|" + "---|" * 14)
     base = rows[0]
     for r in rows:
         per_user = float("nan")
-        if r is not base:
+        if per_user_column and r is not base:
             per_user = (r["rss_mib"] - base["rss_mib"]) * 1024 / (r["users"] - base["users"])
         print(
             f"| {r['users']:.0f} | {r['itl_ms']:g} | {r['events_per_s']:,.0f} | {r['cpu_share']:.0%} | "
             f"{r['events_per_cpu_s']:,.0f} | {r['ttft_err_p50']:+.2f} / {r['ttft_err_p99']:+.2f} | "
             f"{r['itl_err_mean']:+.3f} / {r['itl_err_p50']:+.2f} / {r['itl_err_p99']:+.2f} | "
             f"{r['rss_mib']:.1f} | {per_user:.1f} | {r['completed']:.0f} / {r['failed']:.0f} | "
-            f"{r['mock_late_pct']:.2f} % | {r['mock_read_late_pct']:.2f} % | {r['lag_p99']:.2f} |"
+            f"{r['mock_late_pct']:.2f} % | {r['mock_first_late_pct']:.2f} % | "
+            f"{r['mock_read_late_pct']:.2f} % | {r['lag_p99']:.2f} |"
         )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", default="100,1000,2000")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--itl-ms", type=float, default=None, help="fixed ITL (default: ~10k events/s)")
+    parser.add_argument(
+        "--busy-users", default="100,1000",
+        help="then these users at ~25k events/s offered, about what the mock sends from one core: "
+        "the client's capacity under load ('' to skip)",
+    )  # fmt: skip
+    args = parser.parse_args()
+    rows = [run(int(u), args.seconds, args.itl_ms) for u in args.users.split(",")]
+    busy_users = [int(u) for u in args.busy_users.split(",") if u]
+    busy = [run(u, args.seconds, u / BUSY_EVENTS_PER_S * 1000) for u in busy_users]
+    print(f"\nllm-locust client capacity vs the mock (fixed engine, TTFT {TTFT_MS:g} ms,")
+    offered = f"ITL {args.itl_ms:g} ms" if args.itl_ms else f"~{EVENTS_PER_S} token events/s offered"
+    print(f"{TOKENS} tokens/response, {offered};")
+    print("mock on core 0, one Locust process on core 1)\n")
+    table(rows, per_user_column=True)
     print("\nKiB per user = marginal RSS over the first row.")
+    if busy:
+        limit = "about the mock's limit on one core"
+        print(f"\nUnder load: ~{BUSY_EVENTS_PER_S:,} token events/s offered ({limit})\n")
+        table(busy, per_user_column=False)
     rate, per_cpu = gevent_floor(int(rows[0]["users"]), args.seconds, args.itl_ms)
-    print(f"Floor, same setup, {rows[0]['users']:.0f} streams read by bare geventhttpclient readline")
-    print(f"(no Locust, no parsing, no metrics): {rate:,.0f} events/s at {per_cpu:,.0f} events per CPU-s.")
+    print(f"\nFloor, same setup as the first row: {rows[0]['users']:.0f} streams read by geventhttpclient")
+    print(f"readline (no Locust, no parsing, no metrics), {rate:,.0f} events/s at {per_cpu:,.0f} per CPU-s.")
     costs = sse_layer_cost_us()
     print("SSE framing cost per event (µs): " + ", ".join(f"{k} {v:.2f}" for k, v in costs.items()))
     return 0
