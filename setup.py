@@ -1,7 +1,7 @@
 """The compiled stream reader (llm_locust/_speedups.c). Everything else is in pyproject.toml.
 
 The extension is optional: without a C compiler the package installs and reads streams with the
-pure-Python reactor (about 30 % less client capacity; see README, "Client capacity").
+pure-Python reactor and histograms (about a quarter less client capacity; README, "Scale out").
 """
 
 import sys
