@@ -32,13 +32,16 @@ def test_workers_merge_and_the_busiest_process_counts() -> None:
         worker = Health()
         for v in lags:
             worker.lag_ms.record(v)
+        worker.count_reader("compiled")
         wire = worker.take_wire()
+        assert worker.take_wire()["readers"] == {}  # counts go out once, as deltas
         assert worker.lag_ms.count == 0  # shipped as a delta
         wire["cpu"] = cpu
         master.merge_wire(node, wire)
     res = master.results(local=False)
     assert res["loop_lag_ms"]["count"] == 5 and res["loop_lag_ms"]["max"] == 30.0
     assert res["cpu_share"] == {"w1": 0.25, "w2": 0.9} and res["cpu_share_max"] == 0.9
+    assert res["readers"] == {"compiled": 2}
     note = warning(res)
     assert note is not None and "90% of a core" in note and "--processes" in note
 

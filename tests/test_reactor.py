@@ -209,3 +209,22 @@ def test_the_connection_is_reused_after_each_body_even_when_its_end_comes_late(s
             reactor.drain(response)
         assert response.message_complete
     assert len(connections) == 1
+
+
+def test_a_body_that_is_not_chunked_is_parsed_in_python(server: Any, body_reader: str) -> None:
+    """The compiled reader takes only chunked bodies; a Content-Length one falls back to the Python
+    parser, with the same events."""
+    body = b'data: {"n": 1}\n\ndata: [DONE]\n\n'
+
+    def script(sock: Any) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n"
+        sock.sendall(head % len(body))
+        gevent.sleep(0.02)
+        sock.sendall(body)
+        gevent.sleep(0.2)
+
+    response = open_response(server(script))
+    assert not reactor.compiled_for(response, response.test_untouched)
+    got: list[str] = []
+    reactor.read_events(response, lambda n, d, at: got.append(d) or d == "[DONE]", response.test_untouched)
+    assert got == ['{"n": 1}', "[DONE]"] and not hasattr(response, "llm_locust_body")

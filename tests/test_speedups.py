@@ -230,3 +230,16 @@ def test_lf_only_header_blocks_end_too() -> None:
     finally:
         sock.close()
         peer.close()
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_same_events_as_sseclient_py(seed: int) -> None:
+    """The issue's rule for a hand-written decoder: the same events as sseclient-py, on test_sse's
+    random streams, here chunk-encoded and read in random pieces."""
+    from test_sse import random_stream, sseclient_events
+
+    rng = random.Random(seed)
+    stream = random_stream(rng)
+    raw, _where = chunk(stream, rng)
+    got, _ = compiled(raw, cuts(len(raw), rng))
+    assert [(n, d) for n, d, _at in got] == sseclient_events([stream])
