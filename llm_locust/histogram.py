@@ -48,7 +48,7 @@ class Summary:
 class Histogram:
     """Mergeable histogram of non-negative values (negative values are clamped to 0)."""
 
-    __slots__ = ("_fast", "_geometry", "_hdr", "count", "max", "min", "total", "total_sq")
+    __slots__ = ("_counts", "_fast", "_geometry", "_hdr", "count", "max", "min", "total", "total_sq")
 
     def __init__(self, compiled: bool = True) -> None:
         self._hdr = hdr = HdrHistogram(1, _HIGHEST, _DIGITS)
@@ -60,6 +60,8 @@ class Histogram:
         # llm_locust._speedups.hdr_record where it is built (compiled=False: the Python code below)
         module = speedups.module() if compiled else None
         self._fast = None if module is None else module.hdr_record
+        # a view of hdr's counts (never replaced): taking a buffer from it is cheap, from ctypes' array not
+        self._counts = memoryview(hdr.counts).cast("B").cast("Q")
         self._geometry = (hdr.unit_magnitude, hdr.sub_bucket_half_count_magnitude, hdr.sub_bucket_mask,
                           hdr.sub_bucket_half_count, _HIGHEST, _SCALE)  # fmt: skip
 
@@ -84,7 +86,7 @@ class Histogram:
     def record(self, value: float) -> None:
         fast = self._fast
         if fast is not None:
-            self._add_recorded(fast(self._hdr.counts, (value,), self._geometry))
+            self._add_recorded(fast(self._counts, (value,), self._geometry))
             return
         if value < 0.0:
             value = 0.0
@@ -105,7 +107,7 @@ class Histogram:
             return
         fast = self._fast
         if fast is not None:
-            self._add_recorded(fast(self._hdr.counts, values, self._geometry))
+            self._add_recorded(fast(self._counts, values, self._geometry))
             return
         hdr = self._hdr
         counts = hdr.counts

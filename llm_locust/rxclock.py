@@ -10,6 +10,7 @@ so clock adjustments do not leak in). Elsewhere (TLS, other systems) it is plain
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import struct
 import sys
@@ -107,8 +108,13 @@ def socket_alive(sock: Any) -> bool:
 
 
 def _select(fd: int) -> tuple[list[int], list[int], list[int]]:
-    select: Any = gevent.monkey.get_original("select", "select")
+    select = _original_select()
     return select([fd], [], [], 0.0)  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _original_select() -> Any:
+    return gevent.monkey.get_original("select", "select")
 
 
 def end_headers(sock: Any) -> bool:
