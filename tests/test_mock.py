@@ -111,8 +111,7 @@ def test_a_request_read_late_keeps_its_ttft_from_arrival() -> None:
     reached the socket (kernel receive time), so the client's TTFT stays the configured one, and the
     late read is counted in /mock/stats."""
     import re
-
-    import gevent.socket
+    import socket
 
     server = MockServer(Engine("fixed", Timing(ttft_ms=50, itl_ms=10)))
     port = server.start("127.0.0.1", 0)
@@ -120,15 +119,18 @@ def test_a_request_read_late_keeps_its_ttft_from_arrival() -> None:
         req = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True}
         body = orjson.dumps(req)
         head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
-        sock = gevent.socket.create_connection(("127.0.0.1", port))
+        sock = rxclock.create_tcp_socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+        sock.connect(("127.0.0.1", port))
         sock.sendall(head + body)
-        sent = time.perf_counter()
+        rxclock.end_headers(sock)
+        sent = sock.sent_at_s
         while time.perf_counter() - sent < 0.04:  # the whole process is busy: the mock cannot read
             pass
         buf = b""
         while not re.search(rb'"content":"[^"]', buf):
             buf += sock.recv(65536)
-        ttft_ms = (time.perf_counter() - sent) * 1000
+        arrived = rxclock.corrected(time.perf_counter(), sock.rx_ns)  # when the token reached us
+        ttft_ms = (arrived - sent) * 1000
         sock.close()
         assert ttft_ms == pytest.approx(50, abs=5)  # not 50 + the 40 ms the request waited
         assert server.snapshot()["served"]["requests_read_late_over_5ms"] == 1
