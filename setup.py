@@ -1,4 +1,4 @@
-"""The compiled stream reader (llm_locust/_speedups.c). Everything else is in pyproject.toml.
+"""The compiled hot paths (llm_locust/_speedups.c: stream body reader, HDR recording). Everything else is in pyproject.toml.
 
 The extension is optional: without a C compiler the package installs and reads streams with the
 pure-Python reactor and histograms (about a quarter less client capacity; README, "Scale out").

@@ -205,6 +205,16 @@ static int hexval(char c) {
     return -1;
 }
 
+/* The state after a chunk-size line: its data, or the trailer after the terminal (0) chunk. */
+static int after_size_line(const Body *self) { return self->chunk_left ? S_DATA : S_TRAILER; }
+
+/* Skip to just after the next LF; 1 if it was there (else everything was skipped). */
+static int skip_line(const char **p, const char *end) {
+    const char *lf = memchr(*p, '\n', (size_t)(end - *p));
+    *p = lf ? lf + 1 : end;
+    return lf != NULL;
+}
+
 static int bad_chunk(const char *what) {
     PyErr_Format(parse_error, "invalid chunked body: %s", what);
     return -1;
@@ -231,26 +241,19 @@ static int feed(Body *self, const char *p, Py_ssize_t n, double at, PyObject *ou
             } else if (c == '\r') {
                 self->state = S_SIZE_LF;
             } else if (c == '\n') {
-                self->state = self->chunk_left ? S_DATA : S_TRAILER;
+                self->state = after_size_line(self);
             } else {
                 return bad_chunk("unexpected byte in chunk size");
             }
             p++;
             break;
         }
-        case S_SIZE_EXT: {
-            const char *lf = memchr(p, '\n', (size_t)(end - p));
-            if (lf == NULL) {
-                p = end;
-                break;
-            }
-            self->state = self->chunk_left ? S_DATA : S_TRAILER;
-            p = lf + 1;
+        case S_SIZE_EXT:
+            if (skip_line(&p, end)) self->state = after_size_line(self);
             break;
-        }
         case S_SIZE_LF:
             if (c != '\n') return bad_chunk("CR without LF after chunk size");
-            self->state = self->chunk_left ? S_DATA : S_TRAILER;
+            self->state = after_size_line(self);
             p++;
             break;
         case S_DATA: {
@@ -289,16 +292,9 @@ static int feed(Body *self, const char *p, Py_ssize_t n, double at, PyObject *ou
             }
             p++;
             break;
-        case S_TRAILER_LINE: {
-            const char *lf = memchr(p, '\n', (size_t)(end - p));
-            if (lf == NULL) {
-                p = end;
-                break;
-            }
-            self->state = S_TRAILER;
-            p = lf + 1;
+        case S_TRAILER_LINE:
+            if (skip_line(&p, end)) self->state = S_TRAILER;
             break;
-        }
         case S_TRAILER_LF:
             if (c != '\n') return bad_chunk("CR without LF at the end of the body");
             self->state = S_DONE;
@@ -558,7 +554,6 @@ static PyObject *hdr_record(PyObject *mod, PyObject *args) {
         if (v > 0.0) {
             double x = v * scale + 0.5;
             units = x >= (double)highest ? highest : (unsigned long long)x;
-            if (units > highest) units = highest;
         }
         int bits = 64 - __builtin_clzll(units | mask);
         int bucket = bits - base;

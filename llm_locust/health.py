@@ -39,7 +39,6 @@ class Health:
         self.cpu_share: dict[str, float] = {}  # process (worker id, or "local") -> CPU / wall time
         #: responses read by each stream reader (llm_locust.reactor.READERS), merged over processes
         self.readers: Counter[str] = Counter()
-        self._readers_sent: Counter[str] = Counter()
         self._greenlet: gevent.Greenlet | None = None
         self._started: tuple[float, float] | None = None  # (CPU s, monotonic s)
 
@@ -73,10 +72,9 @@ class Health:
 
     def take_wire(self) -> dict[str, Any]:
         """This process's lag samples and reader counts since the last call, and its CPU share so far."""
-        readers = self.readers - self._readers_sent
-        self._readers_sent = self.readers.copy()
-        wire = {"lag": self.lag_ms.to_wire(), "cpu": self.own_cpu_share(), "readers": dict(readers)}
+        wire = {"lag": self.lag_ms.to_wire(), "cpu": self.own_cpu_share(), "readers": dict(self.readers)}
         self.lag_ms.reset()
+        self.readers.clear()
         return wire
 
     # -- on the master -----------------------------------------------------------------------
@@ -88,7 +86,6 @@ class Health:
     def reset(self) -> None:
         self.lag_ms.reset()
         self.readers.clear()
-        self._readers_sent.clear()
 
     def results(self, local: bool) -> dict[str, Any]:
         """The ``client`` block of the results (``local``: this process ran the users)."""

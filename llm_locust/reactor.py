@@ -47,16 +47,11 @@ READERS = ("auto", "compiled", "reactor", "greenlet")
 _reader = ["compiled"]
 
 
-def compiled_module() -> Any:
-    """:mod:`llm_locust._speedups`, or None where it was not built (no C compiler at install)."""
-    return speedups.module()
-
-
 def choose_reader(name: str) -> str:
     """Use reader ``name`` from now on in this process; returns the one in use ("auto" resolved)."""
     if name not in READERS:
         raise ConfigError(f"LLM_LOCUST_READER={name!r} is unknown; choose one of {', '.join(READERS)}")
-    built = compiled_module() is not None
+    built = speedups.module() is not None
     if name == "compiled" and not built:
         raise ConfigError(
             "LLM_LOCUST_READER=compiled: llm_locust._speedups is not built (no C compiler when the "
@@ -93,20 +88,19 @@ def compiled_for(response: Any, body_untouched: bool) -> bool:
     )
 
 
-def read_events(response: Any, on_event: OnEvent, body_untouched: bool = False) -> float:
+def read_events(response: Any, on_event: OnEvent, compiled: bool = False) -> float:
     """Feed the response body's SSE events to ``on_event`` until it returns True or the body ends;
     blocks the calling greenlet meanwhile. Returns when the last bytes were read (``perf_counter``
     seconds). Raises what ``on_event`` raised, ``OSError`` or ``HTTPParseError``.
 
-    ``body_untouched``: no byte of the body has been read yet (:func:`rxclock.end_headers`), so the
-    compiled reader may take it over."""
+    ``compiled``: the compiled reader takes the body (:func:`compiled_for` said it can)."""
     hub: Any = gevent.get_hub()
     reactor = getattr(hub, "llm_locust_reactor", None)
     if reactor is None:
         reactor = hub.llm_locust_reactor = Reactor(hub)
     stream: _Waited
-    if compiled_for(response, body_untouched):
-        body = compiled_module().Body(response._sock._sock.fileno())
+    if compiled:
+        body = speedups.module().Body(response._sock._sock.fileno())
         stream = _CompiledStream(response, on_event, body)
     else:
         stream = _Stream(response, on_event)

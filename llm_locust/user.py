@@ -232,9 +232,9 @@ class LLMUser(User):
         detail = ""
         try:
             if reactor.usable(response):
-                how = "compiled" if reactor.compiled_for(response, body_untouched) else "reactor"
-                self._llm.health.count_reader(how)
-                last_read_at = reactor.read_events(response, reading.event, body_untouched)
+                compiled = reactor.compiled_for(response, body_untouched)
+                self._llm.health.count_reader("compiled" if compiled else "reactor")
+                last_read_at = reactor.read_events(response, reading.event, compiled)
             else:
                 self._llm.health.count_reader("greenlet")
                 for name, data, at in iter_events(response.readline, clock):

@@ -71,7 +71,7 @@ def open_response(port: int) -> Any:
 
 
 def read(response: Any, on_event: reactor.OnEvent) -> float:
-    last = reactor.read_events(response, on_event, response.test_untouched)
+    last = reactor.read_events(response, on_event, reactor.compiled_for(response, response.test_untouched))
     compiled = hasattr(response, "llm_locust_body")
     assert compiled == (reactor.reader_in_use() == "compiled")  # the reader under test read it
     return last
@@ -226,5 +226,5 @@ def test_a_body_that_is_not_chunked_is_parsed_in_python(server: Any, body_reader
     response = open_response(server(script))
     assert not reactor.compiled_for(response, response.test_untouched)
     got: list[str] = []
-    reactor.read_events(response, lambda n, d, at: got.append(d) or d == "[DONE]", response.test_untouched)
+    reactor.read_events(response, lambda n, d, at: got.append(d) or d == "[DONE]")
     assert got == ['{"n": 1}', "[DONE]"] and not hasattr(response, "llm_locust_body")

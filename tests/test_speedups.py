@@ -16,10 +16,10 @@ import gevent
 import pytest
 from geventhttpclient.response import HTTPParseError
 
-from llm_locust import reactor, rxclock
+from llm_locust import rxclock, speedups
 from llm_locust.sse import SSEDecoder
 
-creader = reactor.compiled_module()
+creader = speedups.module()
 
 
 def test_the_compiled_reader_is_built() -> None:
