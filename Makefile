@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test check bench bench-scale bench-llama llama-server clean
 
-$(STAMP): pyproject.toml setup.py llm_locust/_speedups.c
+$(STAMP): pyproject.toml setup.py $(wildcard llm_locust/*.c llm_locust/*.h)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

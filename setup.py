@@ -11,7 +11,13 @@ from setuptools import Extension, setup
 ext_modules = []
 if sys.platform.startswith("linux"):
     ext_modules.append(
-        Extension("llm_locust._speedups", ["llm_locust/_speedups.c"], optional=True, extra_compile_args=["-O2"])
+        Extension(
+            "llm_locust._speedups",
+            ["llm_locust/_speedups.c", "llm_locust/_plain_chunk.c", "llm_locust/_hdr.c"],
+            depends=["llm_locust/_speedups.h"],
+            optional=True,
+            extra_compile_args=["-O2"],
+        )
     )
 
 setup(ext_modules=ext_modules)

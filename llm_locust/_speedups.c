@@ -15,8 +15,7 @@
  * The Python reactor (llm_locust/reactor.py) is the reference: tests/test_speedups.py feeds both
  * the same byte streams split at random offsets and requires the same events.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_speedups.h"
 
 #include <errno.h>
 #include <string.h>
@@ -51,12 +50,7 @@ enum {
 static PyObject *message_str;  /* "message" */
 static PyObject *parse_error;  /* geventhttpclient.response.HTTPParseError, set by set_parse_error() */
 
-typedef struct {
-    char *p;
-    Py_ssize_t len, cap;
-} Buf;
-
-static int buf_add(Buf *b, const char *src, Py_ssize_t n) {
+int buf_add(Buf *b, const char *src, Py_ssize_t n) {
     if (b->len + n > b->cap) {
         Py_ssize_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n) cap *= 2;
@@ -73,7 +67,7 @@ static int buf_add(Buf *b, const char *src, Py_ssize_t n) {
     return 0;
 }
 
-static void buf_free(Buf *b) {
+void buf_free(Buf *b) {
     PyMem_Free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
@@ -95,6 +89,15 @@ typedef struct {
     double last_at; /* arrival of the last read's bytes */
     Py_ssize_t extra_len; /* bytes after the end of the body (kept in extra) */
     char *extra;
+    /* The stream's text timings, recorded here for the plain text chunks (see _plain_chunk.c) and
+       through text() for the events Python handles: the fields of llm_locust.records.RequestTimer. */
+    int record;          /* take plain text chunks here instead of returning them */
+    long text_events;
+    int has_visible;
+    double first_at, first_visible_at, last_text_at;
+    Buf itl;             /* doubles, ms */
+    Buf text;            /* UTF-8 */
+    PyObject *notify;    /* called by pump() with what Python must see */
 } Body;
 
 static void reset_event(Body *self) {
@@ -103,7 +106,34 @@ static void reset_event(Body *self) {
     self->data.len = 0;
 }
 
+/* One text event of the stream at ``at``: as llm_locust.records.RequestTimer.text. */
+static int took_text(Body *self, double at, int visible) {
+    if (self->text_events == 0) {
+        self->first_at = at;
+    } else {
+        double itl_ms = (at - self->last_text_at) * 1000.0;
+        if (buf_add(&self->itl, (const char *)&itl_ms, sizeof itl_ms) < 0) return -1;
+    }
+    if (visible && !self->has_visible) {
+        self->first_visible_at = at;
+        self->has_visible = 1;
+    }
+    self->last_text_at = at;
+    self->text_events++;
+    return 0;
+}
+
 static int dispatch(Body *self, PyObject *out) {
+    /* A plain text chunk is taken here, unless an event of this read already went to Python
+       (which handles them after this read: the order of text events must stay). */
+    if (self->record && self->name == NULL && PyList_GET_SIZE(out) == 0) {
+        int plain = plain_chunk(self->data.p ? self->data.p : "", self->data.len, &self->text);
+        if (plain < 0) return -1;
+        if (plain) {
+            reset_event(self);
+            return took_text(self, self->data_at, 1);
+        }
+    }
     PyObject *data = PyUnicode_DecodeUTF8(self->data.p ? self->data.p : "", self->data.len, "replace");
     if (data == NULL) return -1;
     PyObject *at = PyFloat_FromDouble(self->data_at);
@@ -341,10 +371,11 @@ static long long now_ns(clockid_t clock) {
 /* ---- the Python type ---------------------------------------------------------------------- */
 
 static int Body_init(Body *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"fd", NULL};
-    int fd;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i", kwlist, &fd)) return -1;
+    static char *kwlist[] = {"fd", "record", NULL};
+    int fd, record = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|p", kwlist, &fd, &record)) return -1;
     self->fd = fd;
+    self->record = record;
     self->state = S_SIZE;
     self->last_at = now_s(CLOCK_MONOTONIC);
     return 0;
@@ -354,7 +385,10 @@ static void Body_dealloc(Body *self) {
     buf_free(&self->line);
     buf_free(&self->data);
     PyMem_Free(self->extra);
+    buf_free(&self->itl);
+    buf_free(&self->text);
     Py_XDECREF(self->name);
+    Py_XDECREF(self->notify);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -419,6 +453,82 @@ static PyObject *Body_take_extra(Body *self, PyObject *Py_UNUSED(ignored)) {
     return b;
 }
 
+static PyObject *Body_pump(Body *self, PyObject *Py_UNUSED(ignored)) {
+    /* The event loop's callback: read, and call notify only when Python has something to do. */
+    PyObject *arg = Body_read(self, NULL);
+    if (arg == NULL) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb != NULL) PyException_SetTraceback(value, tb);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        arg = value;
+    } else if (arg == Py_None || (PyList_GET_SIZE(arg) == 0 && !self->complete && !self->closed)) {
+        Py_DECREF(arg);
+        Py_RETURN_NONE;
+    }
+    PyObject *notify = self->notify;
+    if (notify == NULL || arg == NULL) {
+        Py_XDECREF(arg);
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(notify);
+    PyObject *r = PyObject_CallOneArg(notify, arg);
+    Py_DECREF(notify);
+    Py_DECREF(arg);
+    if (r == NULL) return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Body_text(Body *self, PyObject *args) {
+    double at;
+    int visible;
+    PyObject *piece;
+    if (!PyArg_ParseTuple(args, "dpU", &at, &visible, &piece)) return NULL;
+    PyObject *utf8 = PyUnicode_AsEncodedString(piece, "utf-8", "surrogatepass");
+    if (utf8 == NULL) return NULL;
+    int rc = took_text(self, at, visible);
+    if (rc == 0) rc = buf_add(&self->text, PyBytes_AS_STRING(utf8), PyBytes_GET_SIZE(utf8));
+    Py_DECREF(utf8);
+    if (rc < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *maybe_at(int known, double at) {
+    if (known) return PyFloat_FromDouble(at);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Body_timing(Body *self, PyObject *Py_UNUSED(ignored)) {
+    int any = self->text_events > 0;
+    PyObject *text = PyUnicode_DecodeUTF8(self->text.p ? self->text.p : "", self->text.len, "surrogatepass");
+    if (text == NULL) return NULL;
+    return Py_BuildValue("(lNNNy#N)", self->text_events, maybe_at(any, self->first_at),
+                         maybe_at(self->has_visible, self->first_visible_at), maybe_at(any, self->last_text_at),
+                         self->itl.p ? self->itl.p : "", self->itl.len, text);
+}
+
+static PyObject *Body_get_record(Body *self, void *c) { return PyBool_FromLong(self->record); }
+static int Body_set_record(Body *self, PyObject *value, void *c) {
+    int v = value ? PyObject_IsTrue(value) : 0;
+    if (v < 0) return -1;
+    self->record = v;
+    return 0;
+}
+static PyObject *Body_get_notify(Body *self, void *c) {
+    PyObject *n = self->notify ? self->notify : Py_None;
+    Py_INCREF(n);
+    return n;
+}
+static int Body_set_notify(Body *self, PyObject *value, void *c) {
+    PyObject *n = value == Py_None ? NULL : value;
+    Py_XINCREF(n);
+    Py_XSETREF(self->notify, n);
+    return 0;
+}
+
 static PyObject *Body_get_complete(Body *self, void *c) { return PyBool_FromLong(self->complete); }
 static PyObject *Body_get_closed(Body *self, void *c) { return PyBool_FromLong(self->closed); }
 static PyObject *Body_get_last_at(Body *self, void *c) { return PyFloat_FromDouble(self->last_at); }
@@ -430,6 +540,13 @@ static PyMethodDef Body_methods[] = {
      "Raises OSError from recvmsg and HTTPParseError for a broken chunked body."},
     {"feed", (PyCFunction)Body_feed, METH_VARARGS, "feed(raw: bytes, at: float) -> list of events"},
     {"take_extra", (PyCFunction)Body_take_extra, METH_NOARGS, "bytes read after the end of the body"},
+    {"pump", (PyCFunction)Body_pump, METH_NOARGS,
+     "pump(): read() for the event loop; calls notify(events or exception) unless every event was\n"
+     "a plain text chunk taken here (record on) and the body goes on."},
+    {"text", (PyCFunction)Body_text, METH_VARARGS,
+     "text(at, visible, piece): a text event handled in Python, recorded with the others"},
+    {"timing", (PyCFunction)Body_timing, METH_NOARGS,
+     "timing() -> (text_events, first_at, first_visible_at, last_text_at, itl_ms doubles as bytes, text)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -438,6 +555,9 @@ static PyGetSetDef Body_getset[] = {
     {"closed", (getter)Body_get_closed, NULL, "the peer closed the connection", NULL},
     {"last_at", (getter)Body_get_last_at, NULL, "arrival of the last read's bytes (perf_counter s)", NULL},
     {"fd", (getter)Body_get_fd, NULL, "the socket's file descriptor", NULL},
+    {"record", (getter)Body_get_record, (setter)Body_set_record,
+     "take plain text chunks here (see timing()) instead of returning them", NULL},
+    {"notify", (getter)Body_get_notify, (setter)Body_set_notify, "what pump() calls (None: nothing)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -446,7 +566,7 @@ static PyTypeObject BodyType = {
     .tp_name = "llm_locust._speedups.Body",
     .tp_basicsize = sizeof(Body),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Body(fd): the chunked SSE body of one response, read from a non-blocking socket.",
+    .tp_doc = "Body(fd, record=False): the chunked SSE body of one response, read from a non-blocking socket.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Body_init,
     .tp_dealloc = (destructor)Body_dealloc,
@@ -464,125 +584,6 @@ static PyObject *monotonic(PyObject *mod, PyObject *Py_UNUSED(ignored)) {
     return PyFloat_FromDouble(now_s(CLOCK_MONOTONIC));
 }
 
-
-/* ---- HDR histogram recording --------------------------------------------------------------- */
-
-/* hdr_record(counts, values, geometry) -> (n, lo_units, hi_units, sum_units, sum_sq_units, vmin, vmax)
- *
- * Each value v (in display units) is stored as units = min(int(v * scale + 0.5), highest), or 0
- * when v is not > 0, and counted at the index HdrHistogram.record_value computes. ``counts`` is
- * the histogram's writable uint64 array; ``values`` a buffer of doubles (array('d')) or a
- * sequence of floats; ``geometry`` = (unit_magnitude, sub_bucket_half_count_magnitude,
- * sub_bucket_mask, sub_bucket_half_count, highest_units, scale). vmin/vmax are the smallest and
- * largest value clamped at 0 (as llm_locust.histogram.Histogram.record_many keeps them). */
-static PyObject *u128(unsigned __int128 v) {
-    PyObject *hi = PyLong_FromUnsignedLongLong((unsigned long long)(v >> 64));
-    PyObject *lo = PyLong_FromUnsignedLongLong((unsigned long long)v);
-    PyObject *sixty_four = PyLong_FromLong(64);
-    PyObject *out = NULL, *shifted = NULL;
-    if (hi && lo && sixty_four && (shifted = PyNumber_Lshift(hi, sixty_four)) != NULL) {
-        out = PyNumber_Or(shifted, lo);
-    }
-    Py_XDECREF(hi);
-    Py_XDECREF(lo);
-    Py_XDECREF(sixty_four);
-    Py_XDECREF(shifted);
-    return out;
-}
-
-static PyObject *hdr_record(PyObject *mod, PyObject *args) {
-    PyObject *counts_obj, *values_obj;
-    int unit, shift;
-    unsigned long long mask, half, highest;
-    double scale;
-    if (!PyArg_ParseTuple(args, "OO(iiKKKd)", &counts_obj, &values_obj, &unit, &shift, &mask, &half,
-                          &highest, &scale))
-        return NULL;
-    Py_buffer counts;
-    if (PyObject_GetBuffer(counts_obj, &counts, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    if (counts.itemsize != 8 || counts.len % 8) {
-        PyBuffer_Release(&counts);
-        PyErr_SetString(PyExc_TypeError, "counts must be an array of 64-bit counts");
-        return NULL;
-    }
-    unsigned long long *slots = counts.buf;
-    Py_ssize_t n_slots = counts.len / 8;
-
-    Py_buffer vbuf;
-    int have_vbuf = 0;
-    PyObject *seq = NULL;
-    const double *direct = NULL;
-    Py_ssize_t n;
-    if (PyObject_CheckBuffer(values_obj)
-        && PyObject_GetBuffer(values_obj, &vbuf, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) == 0) {
-        have_vbuf = 1;
-        if (vbuf.format == NULL || strcmp(vbuf.format, "d") != 0 || vbuf.itemsize != 8) {
-            PyBuffer_Release(&vbuf);
-            PyBuffer_Release(&counts);
-            PyErr_SetString(PyExc_TypeError, "values must be doubles");
-            return NULL;
-        }
-        direct = vbuf.buf;
-        n = vbuf.len / 8;
-    } else {
-        PyErr_Clear();
-        seq = PySequence_Fast(values_obj, "values must be a sequence of numbers");
-        if (seq == NULL) {
-            PyBuffer_Release(&counts);
-            return NULL;
-        }
-        n = PySequence_Fast_GET_SIZE(seq);
-    }
-    PyObject **items = seq ? PySequence_Fast_ITEMS(seq) : NULL;
-    unsigned long long lo = ~0ULL, hi = 0;
-    unsigned __int128 sum = 0, sum_sq = 0;
-    double vmin = 0.0, vmax = 0.0;
-    PyObject *result = NULL;
-    int base = unit + shift + 1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        double v;
-        if (direct) {
-            v = direct[i];
-        } else {
-            v = PyFloat_AsDouble(items[i]);
-            if (v == -1.0 && PyErr_Occurred()) goto done;
-        }
-        double clamped = v > 0.0 ? v : 0.0;
-        if (i == 0 || clamped < vmin) vmin = clamped;
-        if (i == 0 || clamped > vmax) vmax = clamped;
-        unsigned long long units = 0;
-        if (v > 0.0) {
-            double x = v * scale + 0.5;
-            units = x >= (double)highest ? highest : (unsigned long long)x;
-        }
-        int bits = 64 - __builtin_clzll(units | mask);
-        int bucket = bits - base;
-        long long index = ((long long)(bucket + 1) << shift) + (long long)(units >> (bucket + unit)) - (long long)half;
-        if (index < 0 || index >= n_slots) {
-            PyErr_SetString(PyExc_IndexError, "value outside the histogram's range");
-            goto done;
-        }
-        slots[index]++;
-        if (units < lo) lo = units;
-        if (units > hi) hi = units;
-        sum += units;
-        sum_sq += (unsigned __int128)units * units;
-    }
-    {
-        PyObject *s = u128(sum), *sq = u128(sum_sq);
-        if (s && sq) {
-            result = Py_BuildValue("(nKKNNdd)", n, n ? lo : 0ULL, hi, s, sq, vmin, vmax);
-        } else {
-            Py_XDECREF(s);
-            Py_XDECREF(sq);
-        }
-    }
-done:
-    if (have_vbuf) PyBuffer_Release(&vbuf);
-    Py_XDECREF(seq);
-    PyBuffer_Release(&counts);
-    return result;
-}
 
 static PyMethodDef module_methods[] = {
     {"hdr_record", hdr_record, METH_VARARGS,

@@ -88,23 +88,26 @@ def compiled_for(response: Any, body_untouched: bool) -> bool:
     )
 
 
-def read_events(response: Any, on_event: OnEvent, compiled: bool = False) -> float:
+def new_body(response: Any) -> Any:
+    """A compiled reader for this response's body (:func:`compiled_for` said it can take it) that
+    also records the stream's text timings and text: see :meth:`_Reading.adopt_body` in user.py."""
+    return speedups.module().Body(response._sock._sock.fileno(), True)
+
+
+def read_events(response: Any, on_event: OnEvent, body: Any = None) -> float:
     """Feed the response body's SSE events to ``on_event`` until it returns True or the body ends;
     blocks the calling greenlet meanwhile. Returns when the last bytes were read (``perf_counter``
     seconds). Raises what ``on_event`` raised, ``OSError`` or ``HTTPParseError``.
 
-    ``compiled``: the compiled reader takes the body (:func:`compiled_for` said it can)."""
+    ``body``: the compiled reader (:func:`new_body`) takes the body; with ``record`` on, the plain
+    text chunks never reach ``on_event``: the body records them itself."""
     hub: Any = gevent.get_hub()
     reactor = getattr(hub, "llm_locust_reactor", None)
     if reactor is None:
         reactor = hub.llm_locust_reactor = Reactor(hub)
-    stream: _Waited
-    if compiled:
-        body = speedups.module().Body(response._sock._sock.fileno())
-        stream = _CompiledStream(response, on_event, body)
-    else:
-        stream = _Stream(response, on_event)
-    return reactor.read(stream)
+    if body is not None:
+        return reactor.read(_CompiledStream(response, on_event, body))
+    return reactor.read(_Stream(response, on_event))
 
 
 def drain(response: Any) -> None:
@@ -130,16 +133,29 @@ def _end_body(response: Any, body: Any) -> None:
 class _Waited:
     """What the user's greenlet waits on: the stream's end (last read time) or its error."""
 
-    __slots__ = ("done", "fd", "last_at", "result")
+    __slots__ = ("done", "fd", "last_at", "result", "watcher")
 
     def __init__(self, fd: int, last_at: float) -> None:
         self.fd = fd
         self.last_at = last_at
         self.result = AsyncResult()
         self.done = False
+        self.watcher: Any = None
 
     def readable(self) -> None:
         raise NotImplementedError
+
+    def start(self, loop: Any) -> None:
+        """Watch the socket: ``readable`` runs in the event loop's callback."""
+        self.watcher = loop.io(self.fd, 1)
+        self.watcher.start(_on_readable, self, self.watcher)
+
+    def close(self) -> None:
+        """Stop watching (the stream ended, or the wait for it was interrupted)."""
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
 
     def consume(self, at: float) -> None:
         raise NotImplementedError
@@ -229,7 +245,8 @@ class _Stream(_Waited):
             self.finish(None)
 
 class _CompiledStream(_Waited):
-    """One response whose body :mod:`llm_locust._speedups` reads: a C call per read, no Python per byte."""
+    """One response whose body :mod:`llm_locust._speedups` reads: the event loop calls its ``pump``
+    directly, and Python runs only for the events the body hands over (not the plain text chunks)."""
 
     __slots__ = ("body", "on_event", "response")
 
@@ -243,18 +260,24 @@ class _CompiledStream(_Waited):
     def consume(self, at: float) -> None:
         """Nothing of the body was read before the hand-over."""
 
-    def readable(self) -> None:
-        body = self.body
+    def start(self, loop: Any) -> None:
+        self.body.notify = self.notified
+        self.watcher = loop.io(self.fd, 1)
+        self.watcher.start(self.body.pump)
+
+    def close(self) -> None:
+        self.body.notify = None  # no cycle between the body and this stream
+        self.body.record = False  # drain() reads the rest without recording
+        super().close()
+
+    def notified(self, events: list[tuple[str, str, float]] | BaseException) -> None:
+        """What a read brought that Python must see: events, the end of the body, or an error."""
         try:
-            events = body.read()
-        except OSError as exc:
-            self.finish(exc)
-            return
-        if events is None:
-            return
-        self.last_at = body.last_at
-        on_event = self.on_event
-        try:
+            if isinstance(events, BaseException):
+                raise events
+            body = self.body
+            self.last_at = body.last_at
+            on_event = self.on_event
             for name, data, at in events:
                 if on_event(name, data, at):
                     if body.complete:
@@ -268,6 +291,8 @@ class _CompiledStream(_Waited):
                 raise HTTPParseError("connection closed before the end of the body")
         except Exception as exc:  # the consumer's verdict (or a protocol error) ends the stream
             self.finish(exc)
+        if self.done and self.watcher is not None:
+            self.watcher.stop()  # closed by Reactor.read, outside this callback
 
 
 class Reactor:
@@ -283,18 +308,14 @@ class Reactor:
             stream.consume(stream.last_at)  # body bytes that came with the headers
         except Exception as exc:
             stream.finish(exc)
-        watcher = None
         if not stream.done:
-            watcher = self._loop.io(stream.fd, 1)
-            watcher.start(_on_readable, stream, watcher)
+            stream.start(self._loop)
             self.watched.add(stream.fd)
         try:
             return stream.result.get()  # type: ignore[no-any-return]
         finally:  # also when the deadline or the end of the test interrupts the wait
-            if watcher is not None:
-                watcher.stop()
-                watcher.close()
-                self.watched.discard(stream.fd)
+            stream.close()
+            self.watched.discard(stream.fd)
 
 
 def _on_readable(stream: _Waited, watcher: Any) -> None:

@@ -134,6 +134,23 @@ class RequestTimer:
         self.last_text_at_s = at_s
         self.text_events += 1
 
+    def adopt(
+        self,
+        text_events: int,
+        first_text_at_s: float | None,
+        first_visible_at_s: float | None,
+        last_text_at_s: float | None,
+        itl_ms: bytes,
+    ) -> None:
+        """The text timings another recorder took (the compiled reader's, in the same way as
+        :meth:`text`): they replace this timer's."""
+        self.text_events = text_events
+        self.first_text_at_s = first_text_at_s
+        self.first_visible_at_s = first_visible_at_s
+        self.last_text_at_s = last_text_at_s
+        self.itl_ms = array("d")
+        self.itl_ms.frombytes(itl_ms)
+
     def _since_send_ms(self, at_s: float | None) -> float | None:
         return None if at_s is None else (at_s - self.sent_at_s) * 1000.0
 

@@ -36,12 +36,17 @@ class _StreamEnd(Exception):
 
 
 class _Reading:
-    """What one stream said so far: fed one SSE event at a time, by either reader."""
+    """What one stream said so far: fed one SSE event at a time, by either reader.
 
-    __slots__ = ("done_at", "finish", "text", "timer", "timings", "usage_in", "usage_out")
+    With the compiled reader (``body``), the body itself records the plain text chunks, which never
+    reach :meth:`event`; the text events that do are recorded through the body too, so that the
+    timings stay in arrival order, and :meth:`adopt_body` moves them into the timer at the end."""
 
-    def __init__(self, timer: RequestTimer) -> None:
+    __slots__ = ("body", "done_at", "finish", "text", "timer", "timings", "usage_in", "usage_out")
+
+    def __init__(self, timer: RequestTimer, body: Any = None) -> None:
         self.timer = timer
+        self.body = body
         self.text: list[str] = []
         self.finish: str | None = None
         self.usage_out: int | None = None
@@ -65,6 +70,9 @@ class _Reading:
         obj = openai_chat.load(data)
         content = openai_chat.plain_content(obj)
         if content is not None:  # most events: one token of text
+            if self.body is not None:
+                self.body.text(at, True, content)
+                return False
             self.timer.text(at, True)
             self._add_text(content)
             return False
@@ -72,8 +80,11 @@ class _Reading:
         if delta.error is not None:
             raise _StreamEnd("server_error_event", delta.error[:200])
         if delta.content or delta.reasoning:
-            self.timer.text(at, bool(delta.content))
-            self._add_text(delta.content or delta.reasoning)
+            if self.body is not None:
+                self.body.text(at, bool(delta.content), delta.content or delta.reasoning)
+            else:
+                self.timer.text(at, bool(delta.content))
+                self._add_text(delta.content or delta.reasoning)
         if delta.finish_reason is not None:
             self.finish = delta.finish_reason
         if delta.timings is not None:
@@ -82,6 +93,15 @@ class _Reading:
             self.usage_out = delta.completion_tokens
             self.usage_in = delta.prompt_tokens
         return False
+
+    def adopt_body(self) -> None:
+        """The timings and text the compiled reader recorded, into the timer (once, at the end)."""
+        body, self.body = self.body, None
+        if body is None:
+            return
+        *timing, text = body.timing()
+        self.timer.adopt(*timing)
+        self.text = [text]
 
 
 class LLMUser(User):
@@ -226,15 +246,20 @@ class LLMUser(User):
         if status >= 400:
             return self._http_error(response, timer, status), ""
         clock = rxclock.event_clock(response._sock)  # taken now: the response drops it at the end
-        reading = _Reading(timer)
+        usable = reactor.usable(response)
+        compiled = usable and reactor.compiled_for(response, body_untouched)
+        body = reactor.new_body(response) if compiled else None
+        reading = _Reading(timer, body)
         last_read_at: float | None = None
         category = OK
         detail = ""
         try:
-            if reactor.usable(response):
-                compiled = reactor.compiled_for(response, body_untouched)
-                self._llm.health.count_reader("compiled" if compiled else "reactor")
-                last_read_at = reactor.read_events(response, reading.event, compiled)
+            if usable:
+                self._llm.health.count_reader("compiled" if body is not None else "reactor")
+                try:
+                    last_read_at = reactor.read_events(response, reading.event, body)
+                finally:  # also for a failed or cut stream: its timings so far are the record's
+                    reading.adopt_body()
             else:
                 self._llm.health.count_reader("greenlet")
                 for name, data, at in iter_events(response.readline, clock):

@@ -71,7 +71,8 @@ def open_response(port: int) -> Any:
 
 
 def read(response: Any, on_event: reactor.OnEvent) -> float:
-    last = reactor.read_events(response, on_event, reactor.compiled_for(response, response.test_untouched))
+    compiled = reactor.compiled_for(response, response.test_untouched)
+    last = reactor.read_events(response, on_event, reactor.new_body(response) if compiled else None)
     compiled = hasattr(response, "llm_locust_body")
     assert compiled == (reactor.reader_in_use() == "compiled")  # the reader under test read it
     return last
