@@ -48,6 +48,9 @@ enum {
 };
 
 static PyObject *message_str;  /* "message" */
+/* pump()'s reads, the text events the bodies took in them, and the reads that took two or more (the
+   tokens of one stream arrived together): for llm_locust.batching. */
+static unsigned long long n_reads, n_taken, n_coalesced;
 static PyObject *parse_error;  /* geventhttpclient.response.HTTPParseError, set by set_parse_error() */
 
 int buf_add(Buf *b, const char *src, Py_ssize_t n) {
@@ -455,7 +458,14 @@ static PyObject *Body_take_extra(Body *self, PyObject *Py_UNUSED(ignored)) {
 
 static PyObject *Body_pump(Body *self, PyObject *Py_UNUSED(ignored)) {
     /* The event loop's callback: read, and call notify only when Python has something to do. */
+    long before = self->text_events;
     PyObject *arg = Body_read(self, NULL);
+    if (arg != Py_None) {
+        long taken = self->text_events - before;
+        n_reads++;
+        n_taken += (unsigned long long)taken;
+        n_coalesced += taken > 1;
+    }
     if (arg == NULL) {
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
@@ -580,6 +590,10 @@ static PyObject *set_parse_error(PyObject *mod, PyObject *cls) {
     Py_RETURN_NONE;
 }
 
+static PyObject *read_counts(PyObject *mod, PyObject *Py_UNUSED(ignored)) {
+    return Py_BuildValue("(KKK)", n_reads, n_taken, n_coalesced);
+}
+
 static PyObject *monotonic(PyObject *mod, PyObject *Py_UNUSED(ignored)) {
     return PyFloat_FromDouble(now_s(CLOCK_MONOTONIC));
 }
@@ -590,6 +604,8 @@ static PyMethodDef module_methods[] = {
      "hdr_record(counts, values, geometry) -> (n, lo, hi, sum, sum_sq, vmin, vmax) (see the source)"},
     {"set_parse_error", set_parse_error, METH_O, "the exception class raised for a broken body"},
     {"monotonic", monotonic, METH_NOARGS, "the clock of arrived_at_s (equal to time.perf_counter)"},
+    {"read_counts", read_counts, METH_NOARGS,
+     "(reads, text events taken, reads that took two or more) by every Body.pump so far"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -29,6 +29,7 @@ from gevent.event import AsyncResult
 from geventhttpclient.response import HTTPParseError
 
 from llm_locust import speedups
+from llm_locust.batching import ReadBatching
 from llm_locust.errors import ConfigError
 from llm_locust.rxclock import CMSG_SPACE, RxTimestampSocket, corrected, receive_ns
 from llm_locust.sse import SSEDecoder
@@ -45,6 +46,7 @@ _READ_BYTES = 16384
 #: Read once per test by the plugin; the others are for comparisons in bench/ and tests.
 READERS = ("auto", "compiled", "reactor", "greenlet")
 _reader = ["compiled"]
+_unstamped = [False]  # a stream of this process was read without kernel timestamps
 
 
 def choose_reader(name: str) -> str:
@@ -65,6 +67,18 @@ def choose_reader(name: str) -> str:
 
 def reader_in_use() -> str:
     return _reader[0]
+
+
+def read_unstamped() -> None:
+    """A stream is read without kernel receive timestamps (TLS, the greenlet reader): its events are
+    stamped when read, so reads must not wait (:mod:`llm_locust.batching`) in this process."""
+    _unstamped[0] = True
+    reactor = getattr(gevent.get_hub(), "llm_locust_reactor", None)
+    if reactor is not None and reactor.batching is not None:
+        reactor.batching.stop(_UNSTAMPED)
+
+
+_UNSTAMPED = "a stream without kernel receive timestamps (TLS or the greenlet reader)"
 
 
 def usable(response: Any) -> bool:
@@ -302,6 +316,9 @@ class Reactor:
     def __init__(self, hub: Any) -> None:
         self._loop = hub.loop
         self.watched: set[int] = set()  # the file descriptors being read
+        self.batching = ReadBatching(hub.loop) if _reader[0] == "compiled" else None
+        if self.batching is not None and _unstamped[0]:
+            self.batching.stop(_UNSTAMPED)
 
     def read(self, stream: _Waited) -> float:
         try:

@@ -262,6 +262,7 @@ class LLMUser(User):
                     reading.adopt_body()
             else:
                 self._llm.health.count_reader("greenlet")
+                reactor.read_unstamped()
                 for name, data, at in iter_events(response.readline, clock):
                     if reading.event(name, data, at):
                         break
