@@ -1,7 +1,7 @@
 """The compiled hot paths (llm_locust/_speedups.c: stream body reader, HDR recording). Everything else is in pyproject.toml.
 
 The extension is optional: without a C compiler the package installs and reads streams with the
-pure-Python reactor and histograms (about a quarter less client capacity; README, "Scale out").
+pure-Python reactor and histograms (a lower client capacity; README, "Scale out").
 """
 
 import sys

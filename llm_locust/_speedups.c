@@ -2,7 +2,7 @@
  * compiler the package installs without it and the same work is done in Python (tested equal).
  *
  * 1. ``Body``: one stream's response body.
- * 2. ``hdr_record``: values into an HDR histogram's counts (llm_locust.histogram).
+ * 2. ``hdr_record``: values into an HDR histogram's counts (llm_locust.histogram; in _hdr.c).
  *
  * A ``Body`` owns the reading of one HTTP/1.1 chunked response body from a non-blocking socket
  * whose headers were consumed exactly up to their end (see rxclock's header mode). ``read()``
@@ -11,6 +11,11 @@
  * does, and returns the events the read completed as ``(name, data, arrived_at_s)`` tuples.
  * ``arrived_at_s`` is on time.perf_counter()'s clock (CLOCK_MONOTONIC on Linux), moved back by
  * how long the bytes waited in the kernel (as llm_locust.rxclock.corrected).
+ *
+ * With ``record`` on, an event that is a plain text chunk (_plain_chunk.c) is not returned: the
+ * body records its timing (as llm_locust.records.RequestTimer.text) and text itself, and Python
+ * reads them once at the end (``timing()``). ``pump()`` is the event loop's callback: it reads and
+ * calls ``notify`` only when Python has something to do (other events, the end, an error).
  *
  * The Python reactor (llm_locust/reactor.py) is the reference: tests/test_speedups.py feeds both
  * the same byte streams split at random offsets and requires the same events.

@@ -16,12 +16,15 @@ What it could cost, and how that is avoided:
 - Timers are never delayed (libev shortens the sleep to the next timer), so the loop-lag probe and
   any timed schedule keep their time. Light load gains nothing, so batching is on only while the
   process's bodies take at least 5,000 tokens/s (off again below 2,500).
+
+``LLM_LOCUST_READ_BATCHING=off`` turns it off (for comparisons).
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import os
 from typing import Any
 
 from llm_locust import speedups
@@ -64,6 +67,9 @@ class ReadBatching:
         self._timer: Any = None
         if self._set is None or self._module is None:
             self.stopped_because = "not available with this event loop or without the compiled reader"
+            return
+        if os.environ.get("LLM_LOCUST_READ_BATCHING", "auto") == "off":
+            self.stopped_because = "turned off (LLM_LOCUST_READ_BATCHING=off)"
             return
         self._last = self._module.read_counts()
         self._timer = loop.timer(CHECK_EVERY_S, CHECK_EVERY_S, ref=False)

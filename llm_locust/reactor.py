@@ -10,9 +10,12 @@ events and hands each to the stream's consumer, timestamped when its bytes reach
 (A first version kept its own ``epoll`` set and woke one reader greenlet per batch of ready
 sockets: 12 % more CPU at 512 streams, from the extra ``epoll_wait`` and switch per wake-up.)
 
-Bodies are read by the compiled :mod:`llm_locust._speedups` (one C call per read) where it is built
-and the body is chunked, else parsed here in Python (the response's own HTTP parser, then
-:class:`llm_locust.sse.SSEDecoder`). Used for plain-HTTP connections on Linux (sockets from
+Bodies are read by the compiled :mod:`llm_locust._speedups` where it is built and the body is
+chunked: the event loop calls the body's ``pump`` directly (one C call per read), and the plain text
+chunks, nearly every event, are recognised and recorded there without reaching Python (see
+``_plain_chunk.c``); Python sees the other events, the end of the body and errors. Otherwise bodies
+are parsed here in Python (the response's own HTTP parser, then :class:`llm_locust.sse.SSEDecoder`).
+Under load the loop may collect readable streams for up to 1 ms (:mod:`llm_locust.batching`). Used for plain-HTTP connections on Linux (sockets from
 :mod:`llm_locust.rxclock`); TLS connections read through the greenlet as before
 (:func:`llm_locust.sse.iter_events`).
 """
