@@ -15,7 +15,8 @@ chunked: the event loop calls the body's ``pump`` directly (one C call per read)
 chunks, nearly every event, are recognised and recorded there without reaching Python (see
 ``_plain_chunk.c``); Python sees the other events, the end of the body and errors. Otherwise bodies
 are parsed here in Python (the response's own HTTP parser, then :class:`llm_locust.sse.SSEDecoder`).
-Under load the loop may collect readable streams for up to 1 ms (:mod:`llm_locust.batching`). Used for plain-HTTP connections on Linux (sockets from
+Under load the loop may collect readable streams for up to 1 ms (:mod:`llm_locust.batching`).
+Used for plain-HTTP connections on Linux (sockets from
 :mod:`llm_locust.rxclock`); TLS connections read through the greenlet as before
 (:func:`llm_locust.sse.iter_events`).
 """
