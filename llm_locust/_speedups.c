@@ -53,8 +53,8 @@ enum {
 };
 
 static PyObject *message_str;  /* "message" */
-/* pump()'s reads, the text events the bodies took in them, and the reads that took two or more (the
-   tokens of one stream arrived together): for llm_locust.batching. */
+/* pump()'s reads, the text events they brought, and the reads that brought two or more (tokens of
+   one stream that arrived together): for llm_locust.batching. */
 static unsigned long long n_reads, n_taken, n_coalesced;
 static PyObject *parse_error;  /* geventhttpclient.response.HTTPParseError, set by set_parse_error() */
 
@@ -461,15 +461,22 @@ static PyObject *Body_take_extra(Body *self, PyObject *Py_UNUSED(ignored)) {
     return b;
 }
 
+/* One pump() read for llm_locust.batching: the text events it brought (taken here, or recorded by
+   Python through text() during notify), and whether there were two or more. */
+static void count_read(const Body *self, long before) {
+    long events = self->text_events - before;
+    n_reads++;
+    n_taken += (unsigned long long)events;
+    n_coalesced += events > 1;
+}
+
 static PyObject *Body_pump(Body *self, PyObject *Py_UNUSED(ignored)) {
     /* The event loop's callback: read, and call notify only when Python has something to do. */
     long before = self->text_events;
     PyObject *arg = Body_read(self, NULL);
-    if (arg != Py_None) {
-        long taken = self->text_events - before;
-        n_reads++;
-        n_taken += (unsigned long long)taken;
-        n_coalesced += taken > 1;
+    if (arg == Py_None) { /* nothing was waiting */
+        Py_DECREF(arg);
+        Py_RETURN_NONE;
     }
     if (arg == NULL) {
         PyObject *type, *value, *tb;
@@ -479,22 +486,20 @@ static PyObject *Body_pump(Body *self, PyObject *Py_UNUSED(ignored)) {
         Py_XDECREF(type);
         Py_XDECREF(tb);
         arg = value;
-    } else if (arg == Py_None || (PyList_GET_SIZE(arg) == 0 && !self->complete && !self->closed)) {
-        Py_DECREF(arg);
-        Py_RETURN_NONE;
+    } else if (PyList_GET_SIZE(arg) == 0 && !self->complete && !self->closed) {
+        Py_CLEAR(arg); /* every event was a plain text chunk, taken here */
     }
-    PyObject *notify = self->notify;
-    if (notify == NULL || arg == NULL) {
-        Py_XDECREF(arg);
-        Py_RETURN_NONE;
+    PyObject *r = Py_None;
+    Py_INCREF(r);
+    if (arg != NULL && self->notify != NULL) {
+        PyObject *notify = self->notify;
+        Py_INCREF(notify);
+        Py_SETREF(r, PyObject_CallOneArg(notify, arg));
+        Py_DECREF(notify);
     }
-    Py_INCREF(notify);
-    PyObject *r = PyObject_CallOneArg(notify, arg);
-    Py_DECREF(notify);
-    Py_DECREF(arg);
-    if (r == NULL) return NULL;
-    Py_DECREF(r);
-    Py_RETURN_NONE;
+    Py_XDECREF(arg);
+    count_read(self, before);
+    return r;
 }
 
 static PyObject *Body_text(Body *self, PyObject *args) {
@@ -610,7 +615,7 @@ static PyMethodDef module_methods[] = {
     {"set_parse_error", set_parse_error, METH_O, "the exception class raised for a broken body"},
     {"monotonic", monotonic, METH_NOARGS, "the clock of arrived_at_s (equal to time.perf_counter)"},
     {"read_counts", read_counts, METH_NOARGS,
-     "(reads, text events taken, reads that took two or more) by every Body.pump so far"},
+     "(reads, text events, reads with two or more text events) of every Body.pump so far"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,13 +9,14 @@ before it polls, and one wake-up serves many streams: about a fifth less client 
 What it could cost, and how that is avoided:
 
 - Two tokens of one stream that arrive less than 1 ms apart would be read together and stamped
-  with the later arrival. The bodies count reads that took two or more tokens; where more than 1 %
-  of reads did in a second, batching stops for the rest of the process (and says so once).
+  with the later arrival. The bodies count reads that brought two or more text events (plain or
+  not: reasoning tokens count too); where more than 1 % of reads did in a second, batching stops for
+  the rest of the process (and says so once).
 - Streams without kernel timestamps (TLS, the greenlet reader) are stamped when read: one such
   stream stops batching for the rest of the process.
 - Timers are never delayed (libev shortens the sleep to the next timer), so the loop-lag probe and
   any timed schedule keep their time. Light load gains nothing, so batching is on only while the
-  process's bodies take at least 5,000 tokens/s (off again below 2,500).
+  process's bodies read at least 5,000 tokens/s (off again below 2,500).
 
 ``LLM_LOCUST_READ_BATCHING=off`` turns it off (for comparisons).
 """
@@ -99,10 +100,10 @@ class ReadBatching:
             self.stop("its check failed")
 
     def decide(self, counts: tuple[int, int, int], window_s: float) -> None:
-        """One window's verdict from the bodies' cumulative (reads, tokens taken, coalesced reads)."""
+        """One window's verdict from the bodies' cumulative (reads, text events, coalesced reads)."""
         if self.stopped_because is not None:
             return
-        reads, taken, coalesced = (now - then for now, then in zip(counts, self._last, strict=True))
+        reads, tokens, coalesced = (now - then for now, then in zip(counts, self._last, strict=True))
         self._last = counts
         if self.on and reads >= MIN_READS and coalesced > MAX_COALESCED_SHARE * reads:
             self.stop(
@@ -110,7 +111,7 @@ class ReadBatching:
                 "(they arrive less than 1 ms apart)"
             )
             return
-        rate = taken / window_s
+        rate = tokens / window_s
         if not self.on and rate >= ON_AT_TOKENS_PER_S:
             self._turn(True)
         elif self.on and rate < OFF_BELOW_TOKENS_PER_S:

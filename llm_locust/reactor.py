@@ -51,6 +51,7 @@ _READ_BYTES = 16384
 READERS = ("auto", "compiled", "reactor", "greenlet")
 _reader = ["compiled"]
 _unstamped = [False]  # a stream of this process was read without kernel timestamps
+_UNSTAMPED = "a stream without kernel receive timestamps (TLS or the greenlet reader)"
 
 
 def choose_reader(name: str) -> str:
@@ -80,9 +81,6 @@ def read_unstamped() -> None:
     reactor = getattr(gevent.get_hub(), "llm_locust_reactor", None)
     if reactor is not None and reactor.batching is not None:
         reactor.batching.stop(_UNSTAMPED)
-
-
-_UNSTAMPED = "a stream without kernel receive timestamps (TLS or the greenlet reader)"
 
 
 def usable(response: Any) -> bool:

@@ -54,7 +54,13 @@ class _Reading:
         self.timings: dict[str, Any] | None = None
         self.done_at: float | None = None
 
-    def _add_text(self, piece: str) -> None:
+    def took_text(self, at: float, visible: bool, piece: str) -> None:
+        """One text event: into the compiled reader's body while it records, else the timer."""
+        body = self.body
+        if body is not None:
+            body.text(at, visible, piece)
+            return
+        self.timer.text(at, visible)
         text = self.text
         text.append(piece)
         if len(text) >= 64:  # a list of one-token strings costs ~57 bytes per token per open stream
@@ -70,21 +76,13 @@ class _Reading:
         obj = openai_chat.load(data)
         content = openai_chat.plain_content(obj)
         if content is not None:  # most events: one token of text
-            if self.body is not None:
-                self.body.text(at, True, content)
-                return False
-            self.timer.text(at, True)
-            self._add_text(content)
+            self.took_text(at, True, content)
             return False
         delta = openai_chat.delta_of(obj, data)
         if delta.error is not None:
             raise _StreamEnd("server_error_event", delta.error[:200])
         if delta.content or delta.reasoning:
-            if self.body is not None:
-                self.body.text(at, bool(delta.content), delta.content or delta.reasoning)
-            else:
-                self.timer.text(at, bool(delta.content))
-                self._add_text(delta.content or delta.reasoning)
+            self.took_text(at, bool(delta.content), delta.content or delta.reasoning)
         if delta.finish_reason is not None:
             self.finish = delta.finish_reason
         if delta.timings is not None:

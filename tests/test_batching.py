@@ -120,3 +120,31 @@ def test_a_collected_read_still_stamps_each_event_with_its_arrival(collecting: f
         body.notify = None
         for s in (client, peer, server):
             s.close()
+
+
+def test_pump_counts_the_text_events_each_read_brought_python_s_too() -> None:
+    """Two tokens in one read count as coalesced, also when Python records them (reasoning tokens
+    are not plain chunks: they reach notify and come back through body.text)."""
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    body = speedups.module().Body(b.fileno(), True)
+    body.notify = lambda events: [body.text(at, False, "r") for _n, d, at in events if "reasoning" in d]
+    plain = b'data: {"choices":[{"delta":{"content":"t"}}]}\n\n'
+    reasoning = b'data: {"choices":[{"delta":{"reasoning_content":"r"}}]}\n\n'
+    try:
+        for event in (plain, reasoning):
+            frame = b"%x\r\n%s\r\n" % (len(event), event)
+            before = speedups.module().read_counts()
+            a.sendall(frame * 2)  # one write: one read brings both
+            body.pump()
+            after = speedups.module().read_counts()
+            assert [x - y for x, y in zip(after, before, strict=True)] == [1, 2, 1]
+            a.sendall(frame)
+            body.pump()
+            assert [x - y for x, y in zip(speedups.module().read_counts(), after, strict=True)] == [1, 1, 0]
+        body.pump()  # nothing waiting: not a read
+        assert body.timing()[0] == 6
+    finally:
+        body.notify = None
+        a.close()
+        b.close()
