@@ -11,7 +11,8 @@ What it could cost, and how that is avoided:
 - Two tokens of one stream that arrive less than 1 ms apart would be read together and stamped
   with the later arrival. The bodies count reads that brought two or more text events (plain or
   not: reasoning tokens count too); where more than 1 % of reads did in a second, batching stops for
-  the rest of the process (and says so once).
+  the rest of the process (and says so once). Where tokens already come together without it (a
+  server that streams faster than that, or bursts), it does not start.
 - Streams without kernel timestamps (TLS, the greenlet reader) are stamped when read: one such
   stream stops batching for the rest of the process.
 - Timers are never delayed (libev shortens the sleep to the next timer), so the loop-lag probe and
@@ -105,14 +106,15 @@ class ReadBatching:
             return
         reads, tokens, coalesced = (now - then for now, then in zip(counts, self._last, strict=True))
         self._last = counts
-        if self.on and reads >= MIN_READS and coalesced > MAX_COALESCED_SHARE * reads:
+        together = reads >= MIN_READS and coalesced > MAX_COALESCED_SHARE * reads
+        if self.on and together:
             self.stop(
                 f"{coalesced} of {reads} reads in a second took two or more tokens of one stream "
                 "(they arrive less than 1 ms apart)"
             )
             return
         rate = tokens / window_s
-        if not self.on and rate >= ON_AT_TOKENS_PER_S:
+        if not self.on and rate >= ON_AT_TOKENS_PER_S and not together:
             self._turn(True)
         elif self.on and rate < OFF_BELOW_TOKENS_PER_S:
             self._turn(False)

@@ -41,6 +41,14 @@ def test_on_under_load_and_off_again_when_load_falls(fake: Any) -> None:
     assert not b.on and set_to == [batching.INTERVAL_S, 0.0]
 
 
+def test_it_does_not_start_where_tokens_already_come_together(fake: Any) -> None:
+    b, set_to = fake
+    b.decide((1000, 10000, 11), 1.0)  # 10,000 tokens/s, but 1.1 % of reads took two or more
+    assert not b.on and set_to == [] and b.stopped_because is None
+    b.decide((2000, 20000, 21), 1.0)  # 1 %: fine
+    assert b.on
+
+
 def test_tokens_of_one_stream_read_together_stop_it_for_good(fake: Any) -> None:
     b, set_to = fake
     b.decide((1000, 10000, 0), 1.0)
