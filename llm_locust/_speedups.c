@@ -37,7 +37,8 @@
 
 #define READ_BYTES 65536
 #define MAX_AGE_NS 1000000000LL
-#define MAX_LINE_BYTES (64 * 1024 * 1024)
+/* llm_locust.sse.MAX_EVENT_BYTES: the most bytes of one line (its LF included) or of one event's data */
+#define MAX_EVENT_BYTES (1024 * 1024)
 
 enum {
     S_SIZE,          /* hex digits of a chunk size */
@@ -56,7 +57,8 @@ static PyObject *message_str;  /* "message" */
 /* pump()'s reads, the text events they brought, and the reads that brought two or more (tokens of
    one stream that arrived together): for llm_locust.batching. */
 static unsigned long long n_reads, n_taken, n_coalesced;
-static PyObject *parse_error;  /* geventhttpclient.response.HTTPParseError, set by set_parse_error() */
+static PyObject *parse_error;  /* geventhttpclient.response.HTTPParseError, set by set_errors() */
+static PyObject *too_large;    /* llm_locust.sse.EventTooLarge, set by set_errors() */
 
 int buf_add(Buf *b, const char *src, Py_ssize_t n) {
     if (b->len + n > b->cap) {
@@ -184,6 +186,10 @@ static int sse_field(Body *self, const char *p, Py_ssize_t n, double at, PyObjec
         value_len--;
     }
     if (field_len == 4 && memcmp(p, "data", 4) == 0) {
+        if ((self->has_data ? self->data.len + 1 : 0) + value_len > MAX_EVENT_BYTES) {
+            PyErr_SetString(too_large, "an event's data is over 1 MiB");
+            return -1;
+        }
         self->data_at = at;
         if (self->has_data && buf_add(&self->data, "\n", 1) < 0) return -1;
         if (buf_add(&self->data, value, value_len) < 0) return -1;
@@ -216,13 +222,13 @@ static int body_bytes(Body *self, const char *p, Py_ssize_t n, double at, PyObje
     const char *end = p + n;
     while (p < end) {
         const char *lf = memchr(p, '\n', (size_t)(end - p));
-        if (lf == NULL) {
-            if (self->line.len + (end - p) > MAX_LINE_BYTES) {
-                PyErr_SetString(parse_error, "a line of the event stream is over 64 MiB");
-                return -1;
-            }
-            return buf_add(&self->line, p, end - p);
+        /* as sse.SSEDecoder and the reactor: a line of more than MAX_EVENT_BYTES with its LF, or as
+           many bytes still without one, is refused */
+        if (self->line.len + (lf ? lf + 1 - p : end - p) > (lf ? MAX_EVENT_BYTES : MAX_EVENT_BYTES - 1)) {
+            PyErr_SetString(too_large, "a line of the event stream is over 1 MiB");
+            return -1;
         }
+        if (lf == NULL) return buf_add(&self->line, p, end - p);
         if (self->line.len) {
             if (buf_add(&self->line, p, lf + 1 - p) < 0) return -1;
             Py_ssize_t len = self->line.len;
@@ -557,7 +563,8 @@ static PyObject *Body_get_fd(Body *self, void *c) { return PyLong_FromLong(self-
 static PyMethodDef Body_methods[] = {
     {"read", (PyCFunction)Body_read, METH_NOARGS,
      "read() -> list of (name, data, arrived_at_s), or None when nothing was waiting.\n"
-     "Raises OSError from recvmsg and HTTPParseError for a broken chunked body."},
+     "Raises OSError from recvmsg, HTTPParseError for a broken chunked body and EventTooLarge for a\n"
+     "line or an event's data over MAX_EVENT_BYTES."},
     {"feed", (PyCFunction)Body_feed, METH_VARARGS, "feed(raw: bytes, at: float) -> list of events"},
     {"take_extra", (PyCFunction)Body_take_extra, METH_NOARGS, "bytes read after the end of the body"},
     {"pump", (PyCFunction)Body_pump, METH_NOARGS,
@@ -594,9 +601,13 @@ static PyTypeObject BodyType = {
     .tp_getset = Body_getset,
 };
 
-static PyObject *set_parse_error(PyObject *mod, PyObject *cls) {
-    Py_INCREF(cls);
-    Py_XSETREF(parse_error, cls);
+static PyObject *set_errors(PyObject *mod, PyObject *args) {
+    PyObject *broken, *large;
+    if (!PyArg_ParseTuple(args, "OO", &broken, &large)) return NULL;
+    Py_INCREF(broken);
+    Py_XSETREF(parse_error, broken);
+    Py_INCREF(large);
+    Py_XSETREF(too_large, large);
     Py_RETURN_NONE;
 }
 
@@ -612,7 +623,9 @@ static PyObject *monotonic(PyObject *mod, PyObject *Py_UNUSED(ignored)) {
 static PyMethodDef module_methods[] = {
     {"hdr_record", hdr_record, METH_VARARGS,
      "hdr_record(counts, values, geometry) -> (n, lo, hi, sum, sum_sq, vmin, vmax) (see the source)"},
-    {"set_parse_error", set_parse_error, METH_O, "the exception class raised for a broken body"},
+    {"set_errors", set_errors, METH_VARARGS,
+     "set_errors(broken_body, event_too_large): the exception classes raised for a broken chunked body\n"
+     "and for a line or event over MAX_EVENT_BYTES"},
     {"monotonic", monotonic, METH_NOARGS, "the clock of arrived_at_s (equal to time.perf_counter)"},
     {"read_counts", read_counts, METH_NOARGS,
      "(reads, text events, reads with two or more text events) of every Body.pump so far"},
@@ -630,6 +643,8 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (message_str == NULL) return NULL;
     parse_error = PyExc_ValueError;
     Py_INCREF(parse_error);
+    too_large = PyExc_ValueError;
+    Py_INCREF(too_large);
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     Py_INCREF(&BodyType);

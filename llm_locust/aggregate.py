@@ -31,6 +31,7 @@ LEVEL_METRICS: tuple[str, ...] = ("ttft", "itl", "tpot", "e2el", "tokens_per_s")
 
 _COUNTERS: tuple[str, ...] = (
     "completed",
+    "not_streamed",
     "cancelled",
     "total_input_tokens",
     "total_output_tokens",
@@ -89,6 +90,8 @@ class Aggregate:
             return
         counts = self.counts
         counts["completed"] += 1
+        if not rec.streamed:
+            counts["not_streamed"] += 1
         counts["total_output_tokens"] += rec.output_tokens
         counts["total_input_tokens"] += rec.input_tokens
         counts["text_events"] += rec.text_events

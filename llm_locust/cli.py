@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +31,12 @@ def _fault_spec(text: str) -> tuple[str, float]:
     if not 0.0 <= p <= 1.0:
         raise argparse.ArgumentTypeError(f"--fault {text!r}: probability must be in [0, 1]")
     return kind, p
+
+
+def _fault_help() -> str:
+    from llm_locust.mock.server import FAULT_HELP
+
+    return FAULT_HELP
 
 
 def _non_negative(text: str) -> float:
@@ -75,10 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_fault_spec,
         action="append",
         default=[],
-        help="Inject KIND[:PROBABILITY] at random (repeatable)",
+        help="Inject KIND[:PROBABILITY] at random (repeatable). " + _fault_help(),
     )
     m.add_argument("--stall-s", type=_non_negative, default=30.0, help="How long a 'stall' fault pauses")
     m.add_argument("--seed", type=int, default=None, help="Random seed for faults and jitter")
+    m.add_argument("--tls-cert", default=None, metavar="PEM", help="Serve HTTPS with this certificate chain")
+    m.add_argument("--tls-key", default=None, metavar="PEM", help="The private key of --tls-cert")
     d = sub.add_parser("demo", help="Start the mock and run a short seed ladder against it")
     d.add_argument("--locustfile", default="locustfiles/seed_benchmark.py")
     d.add_argument("--levels", default="1,8,32")
@@ -157,8 +166,12 @@ def _mock(args: Any) -> int:
     server = MockServer(
         engine, model=args.model, faults=dict(args.fault), stall_s=args.stall_s, seed=args.seed
     )
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("llm-locust mock: error: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     try:
-        port = server.start(args.host, args.port)
+        port = server.start(args.host, args.port, tls)
     except OSError as exc:
         print(
             f"llm-locust mock: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
@@ -166,8 +179,9 @@ def _mock(args: Any) -> int:
         )
         return 1
     host = f"[{args.host}]" if ":" in args.host else args.host
+    scheme = "https" if tls else "http"
     print(
-        f"llm-locust mock: {args.engine} engine serving model {args.model!r} on http://{host}:{port}",
+        f"llm-locust mock: {args.engine} engine serving model {args.model!r} on {scheme}://{host}:{port}",
         flush=True,
     )
     import gevent
@@ -187,14 +201,16 @@ def start_mock_process(*mock_args: str) -> tuple[subprocess.Popen[str], str]:
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    if "http://" not in line:
+    if "://" not in line:
         proc.kill()
         raise RuntimeError(f"mock engine did not start: {line!r}")
     url = line.rsplit(" ", 1)[1].strip()
+    # our own mock on this machine: its test certificate need not be trusted for the health check
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
     deadline = time.monotonic() + 10
     while True:
         try:
-            with urllib.request.urlopen(url + "/health", timeout=1):
+            with urllib.request.urlopen(url + "/health", timeout=1, context=context):
                 break
         except OSError:
             if time.monotonic() > deadline:

@@ -31,6 +31,19 @@ class Delta(NamedTuple):
 
 _EMPTY = Delta()
 
+#: Media types of a streamed answer (the ``Content-Type`` of a 2xx response, without parameters).
+STREAM_CONTENT_TYPES = ("text/event-stream",)
+
+
+class Completion(NamedTuple):
+    """A whole chat completion: what a server that ignores ``"stream": true`` answers."""
+
+    content: str
+    reasoning: str
+    finish_reason: str | None
+    completion_tokens: int | None
+    prompt_tokens: int | None
+
 
 def build_body(
     *,
@@ -145,3 +158,29 @@ def delta_of(obj: Any, data: str) -> Delta:
         prompt_tokens=prompt_tokens,
         timings=timings,
     )
+
+
+def completion_of(obj: Any) -> Completion | None:
+    """The answer of a non-streamed ``chat.completion`` object, or None when ``obj`` is not one."""
+    if not isinstance(obj, dict) or obj.get("error"):
+        return None
+    choices = obj.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    message = choices[0].get("message")
+    if not isinstance(message, dict):
+        return None
+    content = message.get("content") or ""
+    reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+    if not isinstance(content, str) or not isinstance(reasoning, str):
+        return None
+    usage = obj.get("usage")
+    out = inp = None
+    if isinstance(usage, dict):
+        out, inp = _count(usage.get("completion_tokens")), _count(usage.get("prompt_tokens"))
+    finish = choices[0].get("finish_reason")
+    return Completion(content, reasoning, finish if isinstance(finish, str) else None, out, inp)
+
+
+def _count(value: Any) -> int | None:
+    return value if type(value) is int and value >= 0 else None

@@ -21,7 +21,26 @@ from llm_locust.errors import ConfigError
 SECRET_PLACEHOLDER = "********"
 _startup_api_key: list[str] = []
 
+DEFAULT_FAIL_BACKOFF_S = 0.1
+#: The longest --fail-backoff wait, as a multiple of it (consecutive failures double the wait).
+FAIL_BACKOFF_GROWTH = 32
+
 DEFAULT_PROMPT = "Explain in detail how continuous batching works in an LLM inference server."
+
+
+#: Options that only the start-up command line, environment or config file may set, never the web
+#: UI form (not shown there, and refused by POST /swarm): option -> why. Options that name files
+#: would let whoever reaches the form read any file on the machines (and send it to a host of their
+#: choosing) or overwrite one; --insecure would let the form turn off certificate checks on the
+#: connections that carry the start-up key. Every option that names a file belongs here.
+STARTUP_ONLY: dict[str, str] = {
+    "--prompt-file": "it names a file on the machines",
+    "--tokenizer": "it may name a file on the machines",
+    "--llm-json": "it names a file on the machines",
+    "--llm-csv": "it names a file on the machines",
+    "--llm-html": "it names a file on the machines",
+    "--insecure": "it turns off certificate verification",
+}
 
 
 def add_arguments(parser: Any) -> None:
@@ -30,7 +49,7 @@ def add_arguments(parser: Any) -> None:
     # Locust's own add_argument (not an argument group's) knows include_in_web_ui / is_secret.
     def opt(name: str, **kw: Any) -> None:
         env = "LOCUST_" + name.lstrip("-").replace("-", "_").upper()
-        parser.add_argument(name, env_var=env, **kw)
+        parser.add_argument(name, env_var=env, include_in_web_ui=name not in STARTUP_ONLY, **kw)
 
     opt("--model", default="", help="Model name; default: the first id from GET {host}/v1/models")
     opt("--max-tokens", type=int, default=256, help="max_tokens of each request (default 256)")
@@ -56,6 +75,19 @@ def add_arguments(parser: Any) -> None:
         type=float,
         default=600.0,
         help="Seconds one request may take in all before it fails as 'timeout' (default 600)",
+    )
+    opt(
+        "--fail-backoff",
+        type=float,
+        default=DEFAULT_FAIL_BACKOFF_S,
+        help="Seconds a user waits after a failed request, doubled for each further failure in a row "
+        f"up to {FAIL_BACKOFF_GROWTH}x, reset by a success; 0: no wait (default {DEFAULT_FAIL_BACKOFF_S:g})",
+    )
+    opt(
+        "--insecure",
+        action="store_true",
+        default=False,
+        help="https:// hosts: do not verify the server's certificate (start-up only)",
     )
     opt("--llm-json", default="", help="Write the LLM results (vLLM's keys) to this JSON file")
     opt("--llm-csv", default="", help="Write the LLM metric statistics to this CSV file")
@@ -85,6 +117,8 @@ class RunConfig:
     api_key: str = field(repr=False)
     extra_body: Mapping[str, Any]
     request_timeout_s: float
+    fail_backoff_s: float
+    insecure: bool
     llm_json: str
     llm_csv: str
     llm_html: str
@@ -111,6 +145,8 @@ class RunConfig:
             "prompt_chars": len(self.prompt),
             "extra_body": dict(self.extra_body),
             "request_timeout_s": self.request_timeout_s,
+            "fail_backoff_s": self.fail_backoff_s,
+            "insecure": self.insecure,
             "tokenizer": self.tokenizer,
             "api_key_set": bool(self.api_key),
         }
@@ -179,6 +215,10 @@ def config_from_options(options: Any, host: str | None) -> RunConfig:
     timeout = _optional_float(options.request_timeout, "--request-timeout") or 0.0
     if not timeout > 0:
         raise ConfigError(f"--request-timeout {options.request_timeout} must be > 0 seconds")
+    backoff = _optional_float(getattr(options, "fail_backoff", None), "--fail-backoff")
+    backoff = DEFAULT_FAIL_BACKOFF_S if backoff is None else backoff
+    if math.isnan(backoff) or backoff < 0:
+        raise ConfigError(f"--fail-backoff {backoff:g} must be >= 0 seconds")
     extra: dict[str, Any] = {}
     if options.extra_body:
         try:
@@ -214,6 +254,8 @@ def config_from_options(options: Any, host: str | None) -> RunConfig:
         api_key=_api_key(options.api_key),
         extra_body=extra,
         request_timeout_s=timeout,
+        fail_backoff_s=backoff,
+        insecure=bool(getattr(options, "insecure", False)),
         llm_json=options.llm_json,
         llm_csv=options.llm_csv,
         llm_html=options.llm_html,

@@ -34,9 +34,10 @@ from geventhttpclient.response import HTTPParseError
 
 from llm_locust import speedups
 from llm_locust.batching import ReadBatching
+from llm_locust.content import ContentDecoder, discard_rest
 from llm_locust.errors import ConfigError
 from llm_locust.rxclock import CMSG_SPACE, RxTimestampSocket, corrected, receive_ns
-from llm_locust.sse import SSEDecoder
+from llm_locust.sse import MAX_EVENT_BYTES, SSEDecoder, line_too_large
 
 #: ``on_event(name, data, arrived_at_s)``; returns True when the stream is finished (``[DONE]``).
 OnEvent = Callable[[str, str, float], bool]
@@ -85,9 +86,8 @@ def read_unstamped() -> None:
 
 def usable(response: Any) -> bool:
     """Whether the reactor can read this response (a plain-TCP socket of ours, on Linux)."""
-    return (
-        _reader[0] in ("compiled", "reactor")
-        and isinstance(getattr(response, "_sock", None), RxTimestampSocket)
+    return _reader[0] in ("compiled", "reactor") and isinstance(
+        getattr(response, "_sock", None), RxTimestampSocket
     )
 
 
@@ -110,28 +110,30 @@ def new_body(response: Any) -> Any:
     return speedups.module().Body(response._sock._sock.fileno(), True)
 
 
-def read_events(response: Any, on_event: OnEvent, body: Any = None) -> float:
+def read_events(
+    response: Any, on_event: OnEvent, body: Any = None, content: ContentDecoder | None = None
+) -> float:
     """Feed the response body's SSE events to ``on_event`` until it returns True or the body ends;
     blocks the calling greenlet meanwhile. Returns when the last bytes were read (``perf_counter``
     seconds). Raises what ``on_event`` raised, ``OSError`` or ``HTTPParseError``.
 
     ``body``: the compiled reader (:func:`new_body`) takes the body; with ``record`` on, the plain
-    text chunks never reach ``on_event``: the body records them itself."""
+    text chunks never reach ``on_event``: the body records them itself. ``content``: the decoder
+    of a compressed body (only without ``body``)."""
     hub: Any = gevent.get_hub()
     reactor = getattr(hub, "llm_locust_reactor", None)
     if reactor is None:
         reactor = hub.llm_locust_reactor = Reactor(hub)
     if body is not None:
         return reactor.read(_CompiledStream(response, on_event, body))
-    return reactor.read(_Stream(response, on_event))
+    return reactor.read(_Stream(response, on_event, content))
 
 
 def drain(response: Any) -> None:
     """Read the rest of a body after ``[DONE]`` so that the connection can be reused (blocks)."""
     body = getattr(response, "llm_locust_body", None)
     if body is None:
-        while response.readline(b"\n"):
-            pass
+        discard_rest(response)
         return
     while not body.complete:
         if body.closed:
@@ -187,17 +189,19 @@ class _Waited:
 
 
 class _Stream(_Waited):
-    """One response being read: its socket, parser, SSE state and consumer."""
+    """One response being read: its socket, parser, content decoder, SSE state and consumer."""
 
-    __slots__ = ("decoder", "events", "on_event", "raw", "response")
+    __slots__ = ("content", "decoded", "decoder", "events", "on_event", "raw", "response")
 
-    def __init__(self, response: Any, on_event: OnEvent) -> None:
+    def __init__(self, response: Any, on_event: OnEvent, content: ContentDecoder | None = None) -> None:
         self.response = response
         self.raw = response._sock._sock  # the non-blocking socket under gevent's wrapper
         super().__init__(self.raw.fileno(), time.perf_counter())
         self.on_event = on_event
         self.decoder = SSEDecoder()
         self.events: list[tuple[str, str, float]] = []
+        self.content = content  # a compressed body's decoder (see llm_locust.content)
+        self.decoded = bytearray()  # its output not yet split into lines
 
     def readable(self) -> None:
         """Read what arrived; set :attr:`result` when the stream is over."""
@@ -221,6 +225,25 @@ class _Stream(_Waited):
     def consume(self, at: float) -> None:
         """Hand the complete lines buffered in the response to the decoder and the consumer."""
         buf: bytearray = self.response._body_buffer
+        if self.content is not None:  # a compressed body: its lines are in the decoded bytes
+            raw = bytes(buf)
+            buf.clear()
+            for piece in self.content.decode(raw):
+                self.decoded += piece
+                if self._lines(self.decoded, at):
+                    return
+        elif self._lines(buf, at):
+            return
+        if self.response.message_complete:
+            # the rest of a last line without its newline is dropped, as geventhttpclient's readline does
+            last = self.decoder.end()
+            if last is not None:
+                self.on_event(*last)
+            self.finish(None)
+
+    def _lines(self, buf: bytearray, at: float) -> bool:
+        """Hand the complete lines of ``buf`` to the decoder and the consumer, and remove them; True
+        when the consumer said the stream is finished (then :attr:`result` is set)."""
         decoder = self.decoder
         if (
             decoder.data is None
@@ -228,13 +251,15 @@ class _Stream(_Waited):
             and buf.find(b"\n") == len(buf) - 2
             and buf.endswith(b"\n\n")
             and b"\r" not in buf
+            and len(buf) <= MAX_EVENT_BYTES + 1
         ):  # the common read: exactly one whole one-line event
             name, decoder.name = decoder.name, "message"
             data = buf[6:-2].decode("utf-8", "replace")
             buf.clear()
             if self.on_event(name, data, at) or self.response.message_complete:
                 self.finish(None)
-            return
+                return True
+            return False
         feed, events, on_event = decoder.feed, self.events, self.on_event
         start = 0
         while True:
@@ -249,16 +274,14 @@ class _Stream(_Waited):
                         del buf[:start]
                         events.clear()
                         self.finish(None)
-                        return
+                        return True
                 events.clear()
         if start:
             del buf[:start]
-        if self.response.message_complete:
-            # the rest of a last line without its newline is dropped, as geventhttpclient's readline does
-            last = self.decoder.end()
-            if last is not None:
-                on_event(*last)
-            self.finish(None)
+        if len(buf) >= MAX_EVENT_BYTES:  # as many bytes without a line end: the line is too long
+            raise line_too_large()
+        return False
+
 
 class _CompiledStream(_Waited):
     """One response whose body :mod:`llm_locust._speedups` reads: the event loop calls its ``pump``

@@ -16,11 +16,13 @@ OK = "ok"
 CANCELLED = "cancelled"
 #: Failure categories, in the order the summary prints them.
 FAILURE_CATEGORIES: tuple[str, ...] = (
+    "http_3xx",
     "http_4xx",
     "http_429",
     "http_5xx",
     "connect",
     "timeout",
+    "not_a_stream",
     "reset_mid_stream",
     "bad_event",
     "server_error_event",
@@ -55,6 +57,8 @@ class RequestRecord:
     tokenizer_output_tokens: int | None = None
     #: what the server said about its own timing, when it says (llama.cpp: prompt_ms, predicted_ms, ...)
     server_timings: dict[str, Any] | None = field(default=None, repr=False)
+    #: False for a whole JSON answer to a streaming request: one event, TTFT = E2E, no ITL or TPOT
+    streamed: bool = True
 
     @property
     def ok(self) -> bool:
@@ -67,8 +71,8 @@ class RequestRecord:
 
     @property
     def tpot_ms(self) -> float | None:
-        """(e2e - ttft) / (output_tokens - 1); only defined for more than one output token."""
-        if self.output_tokens <= 1 or self.e2e_ms is None or self.ttft_ms is None:
+        """(e2e - ttft) / (output_tokens - 1); only defined for more than one output token, streamed."""
+        if self.output_tokens <= 1 or self.e2e_ms is None or self.ttft_ms is None or not self.streamed:
             return None
         return (self.e2e_ms - self.ttft_ms) / (self.output_tokens - 1)
 

@@ -88,6 +88,7 @@ def results(
         "failed": agg.failed,
         "failures": {k: agg.failures[k] for k in FAILURE_CATEGORIES if agg.failures[k]},
         "cancelled": c["cancelled"],
+        "not_streamed": c["not_streamed"],
         "duration": d,
         "total_input_tokens": in_tokens,
         "total_output_tokens": out_tokens,
@@ -164,6 +165,7 @@ def format_summary(res: dict[str, Any]) -> str:
             else []
         ),
         f"{'Successful requests:':<{w}}{res['completed']}",
+        *_not_streamed_line(res, w),
         f"{'Failed requests:':<{w}}{res['failed']}",
     ]
     lines += [f"{'  ' + cat + ':':<{w}}{n}" for cat, n in res["failures"].items()]
@@ -186,6 +188,14 @@ def format_summary(res: dict[str, Any]) -> str:
             f"{'Usage vs tokenizer disagreed:':<{w}}{uvt['disagreed']}/{uvt['compared']} requests"
             f" (mean |diff| {uvt['mean_abs_diff_tokens']:.1f} tokens)"
         )
+    if res.get("not_streamed"):
+        lines.append(
+            f"WARNING: {res['not_streamed']} successful requests were answered with one JSON body, not a "
+            'stream (the server ignored "stream": true): their TTFT equals their E2E latency and '
+            "they have no ITL or TPOT"
+        )
+    if meta.get("options", {}).get("insecure"):
+        lines.append("WARNING: TLS certificates were not verified (--insecure)")
     head = f"{'metric':<20}{'mean':>10}{'median':>10}{'p90':>10}{'p95':>10}{'p99':>10}{'min':>10}{'max':>10}"
     lines += ["-" * 72, head]
     for _name, stem, label, unit in METRIC_ROWS:
@@ -198,6 +208,11 @@ def format_summary(res: dict[str, Any]) -> str:
         lines += ["", format_levels(res["levels"])]
     lines.append("=" * 72)
     return "\n".join(lines)
+
+
+def _not_streamed_line(res: dict[str, Any], w: int) -> list[str]:
+    n = res.get("not_streamed")
+    return [f"{'  of which not streamed (one JSON body):':<{w}}{n}"] if n else []
 
 
 def _client_lines(client: dict[str, Any] | None, w: int) -> list[str]:

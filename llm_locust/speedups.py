@@ -18,5 +18,7 @@ def module() -> Any:
         return None
     from geventhttpclient.response import HTTPParseError
 
-    speedups.set_parse_error(HTTPParseError)
+    from llm_locust.sse import EventTooLarge
+
+    speedups.set_errors(HTTPParseError, EventTooLarge)
     return speedups

@@ -16,6 +16,24 @@ from collections.abc import Callable, Iterator
 
 ReadLine = Callable[[bytes], bytes]
 
+#: The most bytes one line of an event stream, or the data of one event, may have. A token event is
+#: a few hundred bytes; a server that sends more without a line end is broken, and the bound keeps
+#: memory flat whatever it sends. Every reader (this decoder, the reactor, the compiled body reader)
+#: applies it the same way.
+MAX_EVENT_BYTES = 1 << 20
+
+
+class EventTooLarge(ValueError):
+    """A line, or one event's data, of more than :data:`MAX_EVENT_BYTES` bytes."""
+
+
+def line_too_large() -> EventTooLarge:
+    return EventTooLarge(f"a line of the event stream is over {MAX_EVENT_BYTES >> 20} MiB")
+
+
+def event_too_large() -> EventTooLarge:
+    return EventTooLarge(f"an event's data is over {MAX_EVENT_BYTES >> 20} MiB")
+
 
 def _split(raw: bytes) -> list[bytes]:
     """One raw line from ``readline`` as SSE lines, without their terminators (CRLF, LF or CR)."""
@@ -35,14 +53,27 @@ class SSEDecoder:
     appends ``(event_name, data, arrived_at_s)`` to ``out`` for each event the line completes. An
     event's instant is the arrival of its (last) ``data:`` line. :meth:`end` returns an event still
     open when the body ends (it is dispatched, as sseclient-py does).
+
+    Raises :class:`EventTooLarge` for a line (terminator included) or an event's data (its ``data:``
+    values joined with LF) of more than :data:`MAX_EVENT_BYTES` bytes.
     """
 
-    __slots__ = ("at", "data", "name")
+    __slots__ = ("at", "data", "name", "size")
 
     def __init__(self) -> None:
         self.name = "message"
         self.data: str | None = None
+        self.size = 0  # bytes of the open event's data, joined with LF
         self.at = 0.0
+
+    def _add(self, value: bytes, at: float) -> None:
+        size = len(value) if self.data is None else self.size + 1 + len(value)
+        if size > MAX_EVENT_BYTES:
+            raise event_too_large()
+        self.size = size
+        self.at = at
+        text = value.decode("utf-8", "replace")
+        self.data = text if self.data is None else f"{self.data}\n{text}"
 
     def feed(self, raw: bytes, at: float, out: list[tuple[str, str, float]]) -> None:
         if raw == b"\n" or raw == b"\r\n":  # the common blank line that ends an event
@@ -50,12 +81,11 @@ class SSEDecoder:
                 out.append((self.name, self.data, self.at))
             self.name, self.data = "message", None
             return
+        if len(raw) > MAX_EVENT_BYTES:
+            raise line_too_large()
         if raw.startswith(b"data: ") and raw.endswith(b"\n") and raw.find(b"\r", 0, -2) < 0:
             # the common case, one "data: ..." line: no splitting, no field parsing
-            self.at = at
-            value = raw[6:-2] if raw.endswith(b"\r\n") else raw[6:-1]
-            text = value.decode("utf-8", "replace")
-            self.data = text if self.data is None else f"{self.data}\n{text}"
+            self._add(raw[6:-2] if raw.endswith(b"\r\n") else raw[6:-1], at)
             return
         for line in _split(raw):
             if not line:
@@ -69,9 +99,7 @@ class SSEDecoder:
             if value[:1] == b" ":
                 value = value[1:]
             if field == b"data":
-                self.at = at
-                text = value.decode("utf-8", "replace")
-                self.data = text if self.data is None else f"{self.data}\n{text}"
+                self._add(value, at)
             elif field == b"event":
                 self.name = value.decode("utf-8", "replace") or "message"
             # "id" and "retry" do not matter to a load generator; unknown fields are ignored
@@ -88,8 +116,10 @@ class SSEDecoder:
 def iter_events(readline: ReadLine, clock: Callable[[], float]) -> Iterator[tuple[str, str, float]]:
     """Yield ``(event_name, data, arrived_at_s)`` for each event that has data.
 
-    ``readline(sep)`` returns the next line including ``sep``, or ``b""`` at the end of the body.
-    ``arrived_at_s`` is ``clock()`` read when the event's (last) ``data:`` line arrived.
+    ``readline(sep)`` returns the next line including ``sep``, or ``b""`` at the end of the body;
+    it should raise :class:`EventTooLarge` rather than buffer a line of more than
+    :data:`MAX_EVENT_BYTES` (see :func:`bounded_readline`). ``arrived_at_s`` is ``clock()`` read
+    when the event's (last) ``data:`` line arrived.
     """
     decoder = SSEDecoder()
     out: list[tuple[str, str, float]] = []

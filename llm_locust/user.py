@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import ssl
 import time
 from typing import Any
 
@@ -15,10 +16,12 @@ from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from locust import User, constant
 from locust.exception import StopUser
 
-from llm_locust import openai_chat, reactor, rxclock
+from llm_locust import answer, openai_chat, reactor, rxclock, tls
+from llm_locust.content import BadEncoding, BodyLines, UnsupportedEncoding, decoder_for
+from llm_locust.options import FAIL_BACKOFF_GROWTH, RunConfig
 from llm_locust.plugin import LLMState, install, state_of
 from llm_locust.records import CANCELLED, OK, RequestRecord, RequestTimer
-from llm_locust.sse import iter_events
+from llm_locust.sse import EventTooLarge, iter_events
 from llm_locust.tokenizer import count_off_loop
 
 _ERROR_BODY_BYTES = 2048
@@ -125,6 +128,7 @@ class LLMUser(User):
         self._llm: LLMState = state_of(environment)
         self._http: HTTPClient | None = None
         self._sock: Any = None  # the connection of the request in flight
+        self._failed_in_row = 0  # failed requests since the last success (for --fail-backoff)
 
     def chat_completion(self) -> None:
         """The default task: one request with the configured messages."""
@@ -157,7 +161,13 @@ class LLMUser(User):
             ignore_eos=config.ignore_eos,
             extra_body={**config.extra_body, **body},
         )
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        # identity: a compressed token stream costs CPU at both ends, and a compressor may hold
+        # events back (one that compresses anyway is still decoded: llm_locust.content)
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            "Accept-Encoding": "identity",
+        }
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"
         state.in_flight += 1
@@ -172,7 +182,20 @@ class LLMUser(User):
         finally:
             state.in_flight -= 1
         state.record(rec)
+        self._back_off(rec, config)
         return rec
+
+    def _back_off(self, rec: RequestRecord, config: RunConfig) -> None:
+        """After a failure, wait --fail-backoff (doubled per failure in a row, capped), so that a
+        dead or refusing endpoint is not sent requests as fast as it can fail them."""
+        if rec.ok:
+            self._failed_in_row = 0
+            return
+        if rec.outcome == CANCELLED or config.fail_backoff_s <= 0:
+            return
+        self._failed_in_row += 1
+        growth = min(2 ** min(self._failed_in_row - 1, 16), FAIL_BACKOFF_GROWTH)
+        gevent.sleep(config.fail_backoff_s * growth)
 
     def _client(self) -> HTTPClient:
         if self._http is None:
@@ -184,6 +207,8 @@ class LLMUser(User):
                 # No per-read socket timeout: it would arm a timer for every read of every token.
                 # --request-timeout is enforced once per request by a gevent.Timeout instead.
                 network_timeout=None,
+                ssl_context_factory=tls.context_factory(config.insecure),
+                insecure=config.insecure,
             )
             pool = self._http._connection_pool
             pool._is_socket_alive = rxclock.socket_alive  # type: ignore[method-assign]
@@ -218,6 +243,9 @@ class LLMUser(User):
                     if attempt == 0:
                         continue
                     return timer.finish("connect", "connection closed before any response"), ""
+                except ssl.SSLError as exc:
+                    self._drop_connection()
+                    return timer.finish("connect", tls.describe(exc, self._llm.require_config().host)), ""
                 except (OSError, HTTPParseError) as exc:
                     self._drop_connection()
                     return timer.finish("connect", _describe(exc)), ""
@@ -243,9 +271,72 @@ class LLMUser(User):
         status = response.status_code
         if status >= 400:
             return self._http_error(response, timer, status), ""
+        if status >= 300:  # never followed: the next request would go to a host nobody chose
+            self._drop_connection()
+            return timer.finish("http_3xx", answer.redirect_detail(response)[:300]), ""
+        media = answer.media_type(response)
+        coding = response.get("content-encoding")
+        try:
+            content = decoder_for(",".join(coding) if isinstance(coding, list) else coding)
+        except UnsupportedEncoding as exc:
+            why = f", Content-Encoding {exc} (cannot decode it; llm-locust asks for identity)"
+            return self._not_a_stream(response, timer, media, why=why), ""
+        if media not in openai_chat.STREAM_CONTENT_TYPES:
+            if answer.is_json(media):  # the whole answer of a server that ignores "stream": true
+                return self._read_whole(response, timer, media, content)
+            return self._not_a_stream(response, timer, media, content=content), ""
+        return self._read_stream(response, timer, body_untouched, content)
+
+    def _not_a_stream(
+        self, response: Any, timer: RequestTimer, media: str, why: str = "", content: Any = None
+    ) -> RequestRecord:
+        prefix = answer.body_prefix(response, content)
+        self._drop_connection()
+        detail = answer.not_a_stream_detail(response.status_code, media, prefix, why)
+        return timer.finish("not_a_stream", detail[:300])
+
+    def _read_whole(
+        self, response: Any, timer: RequestTimer, media: str, content: Any
+    ) -> tuple[RequestRecord, str]:
+        """A JSON body: one chat completion is measured as one event (TTFT = E2E; no ITL, no TPOT)
+        and flagged ``streamed=False``; anything else is ``not_a_stream``."""
+        clock = rxclock.event_clock(response._sock)
+        try:
+            body = answer.read_whole(response, content)
+        except (OSError, HTTPParseError) as exc:
+            self._drop_connection()
+            return timer.finish("reset_mid_stream", _describe(exc)), ""
+        except BadEncoding as exc:
+            self._drop_connection()
+            return timer.finish("bad_event", str(exc)[:200]), ""
+        at = clock()
+        status = response.status_code
+        if body is None:
+            self._drop_connection()
+            over = f" (over {answer.MAX_WHOLE_BYTES >> 20} MiB)"
+            detail = answer.not_a_stream_detail(status, media, b"", over)
+            return timer.finish("not_a_stream", detail), ""
+        try:
+            completion = openai_chat.completion_of(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            completion = None
+        if completion is None:
+            detail = answer.not_a_stream_detail(status, media, body[: answer.PREFIX_BYTES])
+            return timer.finish("not_a_stream", detail[:300]), ""
+        text = completion.content or completion.reasoning
+        if not text:
+            return timer.finish("empty", "a whole (not streamed) answer without any generated text"), ""
+        timer.text(at, bool(completion.content))
+        rec = timer.finish(OK, done_at_s=at)
+        rec = _with_stream_counts(rec, completion.completion_tokens, completion.prompt_tokens)
+        return _replace(rec, streamed=False), text
+
+    def _read_stream(
+        self, response: Any, timer: RequestTimer, body_untouched: bool, content: Any
+    ) -> tuple[RequestRecord, str]:
         clock = rxclock.event_clock(response._sock)  # taken now: the response drops it at the end
         usable = reactor.usable(response)
-        compiled = usable and reactor.compiled_for(response, body_untouched)
+        compiled = usable and content is None and reactor.compiled_for(response, body_untouched)
         body = reactor.new_body(response) if compiled else None
         reading = _Reading(timer, body)
         last_read_at: float | None = None
@@ -255,19 +346,19 @@ class LLMUser(User):
             if usable:
                 self._llm.health.count_reader("compiled" if body is not None else "reactor")
                 try:
-                    last_read_at = reactor.read_events(response, reading.event, body)
+                    last_read_at = reactor.read_events(response, reading.event, body, content)
                 finally:  # also for a failed or cut stream: its timings so far are the record's
                     reading.adopt_body()
             else:
                 self._llm.health.count_reader("greenlet")
                 reactor.read_unstamped()
-                for name, data, at in iter_events(response.readline, clock):
+                for name, data, at in iter_events(BodyLines(response, content).readline, clock):
                     if reading.event(name, data, at):
                         break
         except _StreamEnd as end:
             category, detail = end.category, end.detail
-        except openai_chat.BadEvent as exc:
-            category, detail = "bad_event", str(exc)
+        except (openai_chat.BadEvent, EventTooLarge, BadEncoding) as exc:
+            category, detail = "bad_event", str(exc)[:200]
         except (OSError, HTTPParseError) as exc:
             category, detail = "reset_mid_stream", _describe(exc)
         except (GreenletExit, _Deadline):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from conftest import LOCUSTFILES, TEST_LOCUSTFILES, run_locust
+
+from llm_locust.mock.server import FAULT_OUTCOMES, FAULTS
 
 #: Every stream reader: the process-wide reactor with each body read by llm_locust._speedups (the
 #: default on Linux) or parsed in Python, and one greenlet per stream (TLS connections).
@@ -58,44 +61,35 @@ def test_known_timing_and_exact_tokens(tmp_path: Path, mock_engine, reader: str)
 
 @READERS
 def test_every_fault_category_counted_exactly_once(tmp_path: Path, mock_engine, reader: str) -> None:
+    """One request per kind of wrong answer (and one clean one): each gets its own category, or is
+    read correctly (compressed streams, a whole JSON answer), and nothing is counted twice."""
     mock = mock_engine(
         "--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "5", "--output-tokens", "10", "--stall-s", "3"
     )
     run = run_locust(
-        tmp_path,
-        mock.url,
-        "-u",
-        "1",
-        "-r",
-        "1",
-        "-t",
-        "60s",
-        "--request-timeout",
-        "1",
-        "--model",
-        "mock",
-        locustfile=TEST_LOCUSTFILES / "faults.py",
-        env={"LLM_LOCUST_READER": reader},
-    )
+        tmp_path, mock.url, "-u", "1", "-r", "1", "-t", "60s", "--request-timeout", "1", "--model", "mock",
+        "--fail-backoff", "0", locustfile=TEST_LOCUSTFILES / "faults.py", env={"LLM_LOCUST_READER": reader},
+    )  # fmt: skip
     res = run.results
     assert res is not None, run.output
-    assert res["failures"] == {
-        "http_4xx": 1,
-        "http_429": 1,
-        "http_5xx": 1,
-        "timeout": 1,
-        "reset_mid_stream": 1,
-        "bad_event": 1,
-        "server_error_event": 1,
-        "truncated": 1,
-        "empty": 1,
-    }, run.output
-    assert (res["failed"], res["completed"], res["cancelled"]) == (9, 1, 0), (mock.stats(), run.output)
+    expected = Counter(outcome for outcome in FAULT_OUTCOMES.values() if outcome != "ok")
+    assert res["failures"] == dict(expected), run.output
+    oks = 1 + sum(outcome == "ok" for outcome in FAULT_OUTCOMES.values())
+    total = len(FAULTS) + 1
+    outcomes = (res["failed"], res["completed"], res["cancelled"])
+    assert outcomes == (total - oks, oks, 0), (mock.stats(), run.output)
+    assert res["not_streamed"] == 1  # the JSON answer to a streaming request
+    # compressed streams are decoded; every successful answer has the mock's 10 tokens
+    assert res["total_output_tokens"] == 10 * oks
     assert run.returncode == 1  # Locust's exit code on failed requests
     rows = run.final_rows()
-    assert rows["/v1/chat/completions"] == rows["Aggregated"] == (10, 9)
+    assert rows["/v1/chat/completions"] == rows["Aggregated"] == (total, total - oks)
     assert "Traceback" not in run.output
     assert "HTTP 429: mock fault http_429 (Retry-After: 1)" in run.output
+    assert "HTTP 302: redirect to http://127.0.0.1:9/v1/chat/completions (not followed" in run.output
+    assert "not_a_stream: 200 text/html: <html><body><h1>Login required</h1>" in run.output
+    assert "bad_event: a line of the event stream is over 1 MiB" in run.output
+    assert "of which not streamed (one JSON body):" in run.output and "WARNING: 1 successful" in run.output
 
 
 def test_unreachable_host_fails_as_connect_and_run_ends_cleanly(tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions`` (stre
 ``GET /mock/stats`` (what it served, for exact comparisons), ``POST /mock/reset``.
 
 Fault injection, per request with ``"mock_fault": KIND`` in the body (e.g. via --extra-body) or at
-random with ``--fault KIND:PROBABILITY``: ``http_500``, ``http_429``, ``http_400``, ``reset``,
-``malformed``, ``error_event``, ``stall``, ``truncated``, ``empty``.
+random with ``--fault KIND:PROBABILITY``; :data:`FAULTS` lists them and :data:`FAULT_OUTCOMES` says
+what a client should make of each. ``/mock/stats`` counts every fault as it is injected
+(``injected:KIND``), so a run can be compared with its client exactly.
 """
 
 from __future__ import annotations
@@ -15,33 +16,54 @@ import contextlib
 import itertools
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
+import zlib
 from collections import Counter
 from typing import Any
 
+import brotli
 import gevent
+import gevent.ssl
 import orjson
 from gevent.server import StreamServer
 
 from llm_locust import rxclock
 from llm_locust.mock.engine import WORDS, Engine, sleep_until
 
-FAULTS = (
-    "http_500",
-    "http_429",
-    "http_400",
-    "reset",
-    "malformed",
-    "error_event",
-    "stall",
-    "truncated",
-    "empty",
-)
+#: fault -> what it does, and the outcome a client should report (llm-locust's categories).
+_FAULTS: dict[str, tuple[str, str]] = {
+    "http_500": ("HTTP 500 with a JSON error", "http_5xx"),
+    "http_429": ("HTTP 429 with Retry-After", "http_429"),
+    "http_400": ("HTTP 400 with a JSON error", "http_4xx"),
+    "reset": ("a TCP reset half-way through the stream", "reset_mid_stream"),
+    "malformed": ("an event that is not JSON", "bad_event"),
+    "error_event": ('an {"error": ...} event half-way', "server_error_event"),
+    "stall": ("--stall-s of silence half-way (longer than the client's timeout)", "timeout"),
+    "truncated": ("the body ends half-way, without finish_reason or [DONE]", "truncated"),
+    "empty": ("a stream without any text", "empty"),
+    "redirect": ("HTTP 302 to another host", "http_3xx"),
+    "html": ("200 with an HTML login page", "not_a_stream"),
+    "no_stream": ('one JSON completion, ignoring "stream": true', "ok"),
+    "gzip": ("the stream gzip-compressed (one flush per event)", "ok"),
+    "deflate": ("the stream deflate-compressed (one flush per event)", "ok"),
+    "br": ("the stream brotli-compressed (one flush per event)", "ok"),
+    "slow_headers": ("a status line, then --stall-s of silence", "timeout"),
+    "huge_event": ("an event line of 2 MiB", "bad_event"),
+}
+FAULTS: tuple[str, ...] = tuple(_FAULTS)
+#: fault -> the outcome a client should report for it ("ok": it must still read the answer)
+FAULT_OUTCOMES: dict[str, str] = {kind: outcome for kind, (_what, outcome) in _FAULTS.items()}
+FAULT_HELP = "; ".join(f"{kind}: {what}" for kind, (what, _outcome) in _FAULTS.items())
+_COMPRESSED = ("gzip", "deflate", "br")
+_HUGE_EVENT_BYTES = 2 << 20
+_LOGIN_PAGE = b"<html><body><h1>Login required</h1><form action='/login'></form></body></html>"
 _MAX_BODY = 16 * 1024 * 1024
 _STATUS = {
     200: "OK",
+    302: "Found",
     400: "Bad Request",
     404: "Not Found",
     413: "Payload Too Large",
@@ -101,11 +123,16 @@ class MockServer:
         self._rng = random.Random(seed)
         self._prompts = _PromptCounter()
         self._server: StreamServer | None = None
+        self._tls: ssl.SSLContext | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self, host: str, port: int) -> int:
-        """Bind and start serving in the background (after the prompt tokenizer has loaded)."""
+    def start(self, host: str, port: int, tls: tuple[str, str] | None = None) -> int:
+        """Bind and start serving in the background (after the prompt tokenizer has loaded);
+        ``tls``: (certificate file, key file) to serve HTTPS."""
         self._prompts.wait_ready()
+        if tls:
+            self._tls = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(certfile=tls[0], keyfile=tls[1])
         self._server = StreamServer((host, port), self._handle, backlog=4096)
         self._server.start()
         with contextlib.suppress(OSError):  # accepted sockets inherit it: requests are stamped on arrival
@@ -123,6 +150,12 @@ class MockServer:
     # -- HTTP ------------------------------------------------------------------------------------
     def _handle(self, sock: socket.socket, _addr: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls is not None:
+            try:
+                sock = self._tls.wrap_socket(sock, server_side=True)
+            except (ssl.SSLError, OSError):  # e.g. a client that does not trust the certificate
+                sock.close()
+                return
         conn = _Connection(sock)
         try:
             while True:
@@ -184,9 +217,14 @@ class MockServer:
     def _send_json(
         sock: socket.socket, status: int, obj: Any, *, close: bool = False, extra: str = ""
     ) -> bool:
-        payload = orjson.dumps(obj)
+        return MockServer._send(sock, status, orjson.dumps(obj), "application/json", close=close, extra=extra)
+
+    @staticmethod
+    def _send(
+        sock: socket.socket, status: int, payload: bytes, media: str, *, close: bool = False, extra: str = ""
+    ) -> bool:
         head = (
-            f"HTTP/1.1 {status} {_STATUS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 {status} {_STATUS.get(status, 'Error')}\r\nContent-Type: {media}\r\n"
             f"Content-Length: {len(payload)}\r\n{extra}"
             f"{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n"
         )
@@ -196,11 +234,14 @@ class MockServer:
     # -- chat completions ------------------------------------------------------------------------
     def _pick_fault(self, req: dict[str, Any]) -> str | None:
         fault = req.get("mock_fault")
+        if not fault:
+            for kind, prob in self.faults.items():
+                if self._rng.random() < prob:
+                    fault = kind
+                    break
         if fault:
+            self.stats[f"injected:{fault}"] += 1
             return str(fault)
-        for kind, prob in self.faults.items():
-            if self._rng.random() < prob:
-                return kind
         return None
 
     def _chat(self, sock: socket.socket, body: bytes, arrived_s: float) -> bool:
@@ -220,11 +261,22 @@ class MockServer:
             extra = "Retry-After: 1\r\n" if status == 429 else ""
             err = {"message": f"mock fault {fault}", "type": "mock", "code": status}
             return self._send_json(sock, status, {"error": err}, extra=extra)
+        if fault == "redirect":
+            self.stats["responses"] += 1
+            extra = "Location: http://127.0.0.1:9/v1/chat/completions\r\n"
+            return self._send(sock, 302, b"", "text/plain", extra=extra)
+        if fault == "html":
+            self.stats["responses"] += 1
+            return self._send(sock, 200, _LOGIN_PAGE, "text/html; charset=utf-8")
+        if fault == "slow_headers":
+            sock.sendall(b"HTTP/1.1 200 OK\r\n")
+            gevent.sleep(self.stall_s)
+            return False
         requested = req.get("max_completion_tokens") or req.get("max_tokens")
         n_tokens = self.engine.output_tokens(requested)
         prompt_tokens = self._prompts.count(prompt)
         rid = f"chatcmpl-mock-{next(self._ids)}"
-        if not req.get("stream"):
+        if not req.get("stream") or fault == "no_stream":
             return self._complete(sock, rid, n_tokens, prompt_tokens, fault, arrived_s)
         include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
         try:
@@ -232,6 +284,8 @@ class MockServer:
         except OSError:
             self.stats["aborted"] += 1  # the client went away mid-stream
             return False
+        if outcome in _COMPRESSED:
+            outcome = "ok"  # a client that decodes it reads a normal stream
         self.stats[outcome] += 1
         self.stats["responses"] += 1
         if outcome == "ok":
@@ -281,16 +335,19 @@ class MockServer:
         arrived_s: float,
     ) -> str:
         """Write one SSE stream; return the outcome counted in /mock/stats."""
+        coding = fault if fault in _COMPRESSED else None
+        out = _Encoder(coding)
         head = (
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n"
+            + (b"Content-Encoding: %s\r\n" % coding.encode() if coding else b"")
+            + b"Transfer-Encoding: chunked\r\n\r\n"
         )
         prefix = (
             f'data: {{"id":"{rid}","object":"chat.completion.chunk","created":{int(time.time())},'
             f'"model":"{self.model}","choices":[{{"index":0,"delta":'
         ).encode()
         role = prefix + b'{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n'
-        sock.sendall(head + _chunk(role))
+        sock.sendall(head + _chunk(out.encode(role)))
         fault_at = n // 2
         # prefill starts when the request reached the socket, or later once it holds a slot
         with self.engine.admitted(arrived_s) as start:
@@ -314,8 +371,10 @@ class MockServer:
                 word = WORDS[(offset + k) % len(WORDS)]
                 sock.sendall(
                     _chunk(
-                        prefix + b'{"content":"' + word.encode() + b'"},"logprobs":null,'
-                        b'"finish_reason":null}]}\n\n'
+                        out.encode(
+                            prefix + b'{"content":"' + word.encode() + b'"},"logprobs":null,'
+                            b'"finish_reason":null}]}\n\n'
+                        )
                     )
                 )
         tail = prefix + b'{},"logprobs":null,"finish_reason":"' + (b"length" if n else b"stop") + b'"}]}\n\n'
@@ -329,7 +388,7 @@ class MockServer:
                 f'data: {{"id":"{rid}","object":"chat.completion.chunk","model":"{self.model}",'
                 f'"choices":[],"usage":{orjson.dumps(usage).decode()}}}\n\n'
             ).encode()
-        sock.sendall(_chunk(tail + b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        sock.sendall(_chunk(out.encode(tail + b"data: [DONE]\n\n") + out.finish()) + b"0\r\n\r\n")
         return fault or "ok"
 
     def _fault_mid_stream(self, sock: socket.socket, fault: str) -> str | None:
@@ -347,11 +406,43 @@ class MockServer:
             sock.sendall(_chunk(b"data: " + orjson.dumps(err) + b"\n\n"))
         elif fault == "stall":
             gevent.sleep(self.stall_s)
+        elif fault == "huge_event":
+            piece = b"x" * 65536
+            sock.sendall(_chunk(b'data: {"choices": [{"delta": {"content": "'))
+            for _ in range(_HUGE_EVENT_BYTES // len(piece)):
+                sock.sendall(_chunk(piece))
+            return "huge_event"  # the client gave up on the line; the rest is not sent
         return None
 
 
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class _Encoder:
+    """A stream's Content-Encoding, flushed after every write so that each event goes out at once
+    (as a server that compresses event streams must)."""
+
+    def __init__(self, coding: str | None) -> None:
+        self.coding = coding
+        if coding == "br":
+            self._br = brotli.Compressor()
+        elif coding is not None:
+            self._z = zlib.compressobj(wbits=31 if coding == "gzip" else 15)
+
+    def encode(self, data: bytes) -> bytes:
+        if self.coding is None:
+            return data
+        if self.coding == "br":
+            return self._br.process(data) + self._br.flush()  # type: ignore[no-any-return]
+        return self._z.compress(data) + self._z.flush(zlib.Z_SYNC_FLUSH)
+
+    def finish(self) -> bytes:
+        if self.coding is None:
+            return b""
+        if self.coding == "br":
+            return self._br.finish()  # type: ignore[no-any-return]
+        return self._z.flush()
 
 
 class _Connection:
@@ -366,7 +457,11 @@ class _Connection:
         self.arrived_s = time.perf_counter()  # of the first bytes of the request being read
 
     def _fill(self) -> bool:
-        data, ancdata, _flags, _addr = self.sock.recvmsg(65536, rxclock.CMSG_SPACE)
+        ancdata: list[tuple[int, int, bytes]] = []
+        if isinstance(self.sock, ssl.SSLSocket | gevent.ssl.SSLSocket):  # TLS: no recvmsg, no rx times
+            data = self.sock.recv(65536)
+        else:
+            data, ancdata, _flags, _addr = self.sock.recvmsg(65536, rxclock.CMSG_SPACE)
         if not data:
             return False
         if not self.buf:
