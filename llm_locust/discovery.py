@@ -5,11 +5,13 @@ from __future__ import annotations
 import orjson
 from geventhttpclient import HTTPClient
 
+from llm_locust import tls
 from llm_locust.errors import ConfigError
 from llm_locust.options import RunConfig
 from llm_locust.report import join_path
 
 _TIMEOUT_S = 10.0
+_MAX_BODY_BYTES = 4 << 20  # a model list is a few KiB; more is not one
 
 
 def first_model(config: RunConfig) -> str:
@@ -17,10 +19,16 @@ def first_model(config: RunConfig) -> str:
     url = join_path(config.host, "/v1/models")
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     try:
-        client = HTTPClient.from_url(config.host, connection_timeout=_TIMEOUT_S, network_timeout=_TIMEOUT_S)
+        client = HTTPClient.from_url(
+            config.host,
+            connection_timeout=_TIMEOUT_S,
+            network_timeout=_TIMEOUT_S,
+            ssl_context_factory=tls.context_factory(config.insecure),
+            insecure=config.insecure,
+        )
         try:
             response = client.get(url, headers=headers)
-            body = response.read()
+            body = response.read(_MAX_BODY_BYTES)
             status = response.status_code
         finally:
             client.close()

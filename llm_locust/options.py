@@ -16,10 +16,7 @@ from typing import Any
 import orjson
 
 from llm_locust.errors import ConfigError
-
-#: Shown in the web UI form instead of the API key; submitting it keeps the key given at start-up.
-SECRET_PLACEHOLDER = "********"
-_startup_api_key: list[str] = []
+from llm_locust.keys import KeyBinding, key_of
 
 DEFAULT_FAIL_BACKOFF_S = 0.1
 #: The longest --fail-backoff wait, as a multiple of it (consecutive failures double the wait).
@@ -43,8 +40,33 @@ STARTUP_ONLY: dict[str, str] = {
 }
 
 
+#: Where ``--processes`` binds its master port when --master-bind-host is not given (see below).
+LOCAL_MASTER_BIND_HOST = "127.0.0.1"
+
+
+def _local_master_port(parse_args: Any) -> Any:
+    """``parse_args`` that binds the master of ``--processes`` to 127.0.0.1 unless
+    ``--master-bind-host`` was given. Locust's default is every interface, and every worker that
+    connects to that port gets the test's options, the API key included, in clear text; the workers
+    of ``--processes`` are forked on this machine and connect to 127.0.0.1."""
+
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        options = parse_args(*args, **kwargs)
+        if (
+            getattr(options, "processes", None)
+            and not getattr(options, "worker", False)
+            and getattr(options, "master_bind_host", None) == "*"
+        ):
+            options.master_bind_host = LOCAL_MASTER_BIND_HOST
+            options.llm_master_bound_locally = True
+        return options
+
+    return parse
+
+
 def add_arguments(parser: Any) -> None:
     """Add our options to Locust's parser (``events.init_command_line_parser``)."""
+    parser.parse_args = _local_master_port(parser.parse_args)
 
     # Locust's own add_argument (not an argument group's) knows include_in_web_ui / is_secret.
     def opt(name: str, **kw: Any) -> None:
@@ -175,18 +197,6 @@ def _check_host(host: str | None) -> str:
     return host.rstrip("/")
 
 
-def remember_startup_api_key(value: str | None) -> None:
-    """Keep the key given at start-up (CLI, env, config file) for forms that show the placeholder."""
-    _startup_api_key[:] = [value or os.environ.get("OPENAI_API_KEY", "")]
-
-
-def _api_key(value: str | None) -> str:
-    """--api-key, else $OPENAI_API_KEY; the web UI's placeholder means "the key given at start-up"."""
-    if value == SECRET_PLACEHOLDER:
-        return _startup_api_key[0] if _startup_api_key else ""
-    return value or os.environ.get("OPENAI_API_KEY", "")
-
-
 def _optional_float(value: Any, option: str) -> float | None:
     """The web UI form sends options whose default is None as strings ("" when left empty)."""
     if value is None or value == "":
@@ -204,8 +214,9 @@ def _int(value: Any, option: str) -> int:
         raise ConfigError(f"{option} {value!r} is not a whole number") from None
 
 
-def config_from_options(options: Any, host: str | None) -> RunConfig:
-    """Validate the parsed options; raise :class:`ConfigError` naming the first bad one."""
+def config_from_options(options: Any, host: str | None, binding: KeyBinding | None = None) -> RunConfig:
+    """Validate the parsed options; raise :class:`ConfigError` naming the first bad one. The key is
+    the one the test's owner resolved (see :mod:`llm_locust.keys`), else ``binding``'s rules apply."""
     max_tokens = None if options.max_tokens in (None, "") else _int(options.max_tokens, "--max-tokens")
     if max_tokens is not None and max_tokens <= 0:
         max_tokens = None  # 0 or negative: let the server decide
@@ -251,7 +262,7 @@ def config_from_options(options: Any, host: str | None) -> RunConfig:
         temperature=temperature,
         system_prompt=options.system_prompt,
         prompt=prompt,
-        api_key=_api_key(options.api_key),
+        api_key=key_of(options, host, binding),
         extra_body=extra,
         request_timeout_s=timeout,
         fail_backoff_s=backoff,

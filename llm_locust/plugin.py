@@ -24,17 +24,12 @@ from locust import events
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 from locust.stats import bucket_response_time
 
-from llm_locust import openai_chat, progress, reactor, report, webui
+from llm_locust import master_watch, openai_chat, progress, reactor, report, webform, webui
 from llm_locust.aggregate import Aggregate
 from llm_locust.errors import ConfigError, LLMFailure
 from llm_locust.health import Health
-from llm_locust.options import (
-    SECRET_PLACEHOLDER,
-    RunConfig,
-    add_arguments,
-    config_from_options,
-    remember_startup_api_key,
-)
+from llm_locust.keys import KeyBinding, resolve_for_test
+from llm_locust.options import RunConfig, add_arguments, config_from_options
 from llm_locust.records import CANCELLED, RequestRecord
 from llm_locust.timeseries import TimeSeries
 from llm_locust.tokenizer import Tokenizer, count_off_loop, load_off_loop
@@ -70,6 +65,8 @@ class LLMState:
     def __init__(self, environment: Any) -> None:
         self.environment = environment
         self.config: RunConfig | None = None
+        self.key_binding: KeyBinding | None = None  # the start-up key and its host (llm_locust.keys)
+        self.notes: list[str] = []  # said to the user about this test (the summary, the LLM tab)
         self.aggregate = Aggregate()
         self.timeseries = TimeSeries()
         self.health = Health()
@@ -233,10 +230,17 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     runner = environment.runner
     options = environment.parsed_options
     if options is not None:
-        remember_startup_api_key(options.api_key)
+        state.key_binding = KeyBinding.at_startup(options.api_key, environment.host)
+        if getattr(options, "llm_master_bound_locally", False) and isinstance(runner, MasterRunner):
+            logger.info(
+                "--processes: the master port %s listens on %s only (options, the API key included, "
+                "travel over it in clear text); give --master-bind-host to change that",
+                options.master_bind_port,
+                options.master_bind_host,
+            )
     if options is not None and not isinstance(runner, WorkerRunner) and options.headless:
         try:
-            config_from_options(options, environment.host)
+            config_from_options(options, environment.host, state.key_binding)
         except ConfigError as exc:
             sys.stderr.write(f"llm-locust: error: {exc}\n")
             sys.exit(1)
@@ -245,7 +249,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         state.preload_tokenizer(options.tokenizer or "cl100k_base")
 
     if environment.web_ui is not None:
-        _hide_secrets_in_web_ui(environment.web_ui)
+        webform.install(environment, state)
         webui.install(environment, state)
 
     ev = environment.events
@@ -254,6 +258,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     ev.spawning_complete.add_listener(lambda user_count, **kw: _on_spawned(state, user_count))
 
     if isinstance(runner, WorkerRunner):
+        master_watch.watch(environment)
         ev.report_to_master.add_listener(lambda client_id, data, **kw: _on_report(state, data))
         ev.test_stop.add_listener(lambda environment, **kw: _worker_flush(state))
         runner.register_message("llm_stop", lambda environment, msg, **kw: _on_llm_stop(state))
@@ -271,20 +276,6 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         ev.quit.add_listener(lambda exit_code, **kw: _on_quit(state))
 
 
-def _hide_secrets_in_web_ui(web_ui: Any) -> None:
-    """Locust renders option defaults, secrets included, into the page; show a placeholder instead.
-    A form submitted with the placeholder keeps the key given at start-up (see config_from_options)."""
-    original = web_ui.update_template_args
-
-    def update_template_args() -> None:
-        original()
-        option = web_ui.template_args.get("extra_options", {}).get("api_key")
-        if option and option.get("default_value"):
-            web_ui.template_args["extra_options"]["api_key"] = {**option, "default_value": SECRET_PLACEHOLDER}
-
-    web_ui.update_template_args = update_template_args
-
-
 def _on_spawned(state: LLMState, user_count: int) -> None:
     state.peak_users = max(state.peak_users, user_count)
     if state.environment.reset_stats:  # Locust's --reset-stats resets without firing reset_stats
@@ -298,9 +289,16 @@ def _on_spawned(state: LLMState, user_count: int) -> None:
 
 def _on_test_start(state: LLMState) -> None:
     env = state.environment
+    if not isinstance(env.runner, WorkerRunner) and env.parsed_options is not None:
+        # the owner of the test decides where the key goes; the workers get its decision
+        binding = state.key_binding or KeyBinding.at_startup(env.parsed_options.api_key, env.host)
+        resolved = resolve_for_test(env.parsed_options, env.host, binding)
+        state.notes = [resolved.note] if resolved.note else []
+        for note in state.notes:
+            logger.warning("%s", note)
     try:
         reactor.choose_reader(os.environ.get("LLM_LOCUST_READER", "auto"))
-        config = config_from_options(env.parsed_options, env.host)
+        config = config_from_options(env.parsed_options, env.host, state.key_binding)
         if not config.model:
             from llm_locust.discovery import first_model
 
@@ -476,6 +474,7 @@ def _metadata(state: LLMState) -> dict[str, Any]:
         "user_classes": sorted(c.__name__ for c in env.user_classes),
         "llm_locust_version": version("llm-locust"),
         "locust_version": version("locust"),
+        "notes": list(state.notes),
         "start_time": report.iso(state.started_at_wall_s),
         "end_time": report.iso(state.ended_at_wall_s),
     }

@@ -194,6 +194,7 @@ def format_summary(res: dict[str, Any]) -> str:
             'stream (the server ignored "stream": true): their TTFT equals their E2E latency and '
             "they have no ITL or TPOT"
         )
+    lines += [f"NOTE: {note}" for note in meta.get("notes", [])]
     if meta.get("options", {}).get("insecure"):
         lines.append("WARNING: TLS certificates were not verified (--insecure)")
     head = f"{'metric':<20}{'mean':>10}{'median':>10}{'p90':>10}{'p95':>10}{'p99':>10}{'min':>10}{'max':>10}"

@@ -113,6 +113,7 @@ def table_rows(state: LLMState) -> list[Row]:
         rows.append(Row("Failed requests", "", value=0))
     if agg.counts["cancelled"]:
         rows.append(Row("Cancelled (cut by a stop)", "", value=agg.counts["cancelled"]))
+    rows += [Row(f"Note: {note}", "") for note in state.notes]
     return rows
 
 

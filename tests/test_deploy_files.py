@@ -84,6 +84,21 @@ def test_kubernetes_manifests_agree() -> None:
         assert pod["volumes"][0]["configMap"]["name"] == "llm-locust"
 
 
-@pytest.mark.parametrize("path", ["compose.yaml", "k8s/master.yaml", "k8s/worker.yaml", "k8s/configmap.yaml"])
+def test_only_the_worker_pods_reach_the_master_port() -> None:
+    """The master port carries the options, the API key included, in clear text (README, Security)."""
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in k8s_docs()}
+    policy = by_kind[("NetworkPolicy", "llm-locust-master")]["spec"]
+    master = by_kind[("Deployment", "llm-locust-master")]["spec"]["template"]["metadata"]["labels"]
+    worker = by_kind[("Deployment", "llm-locust-worker")]["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"] == master and policy["policyTypes"] == ["Ingress"]
+    rules = {port["port"]: rule.get("from") for rule in policy["ingress"] for port in rule["ports"]}
+    assert rules[5557] == [{"podSelector": {"matchLabels": worker}}]
+    assert set(rules) == {5557, 8089}
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["compose.yaml", "k8s/master.yaml", "k8s/worker.yaml", "k8s/configmap.yaml", "k8s/networkpolicy.yaml"],
+)
 def test_yaml_parses(path: str) -> None:
     assert list(yaml.safe_load_all((DOCKER / path).read_text()))

@@ -98,3 +98,71 @@ def test_options_travel_to_workers_including_one_that_joins_late(tmp_path: Path,
     assert res["total_output_tokens"] == 7 * res["completed"]
     assert res["total_input_tokens"] == 3 * res["completed"]  # "from the master" is 3 cl100k tokens
     assert mock.stats()["ok"] == res["completed"]
+
+
+def test_workers_stop_soon_after_the_master_is_killed(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine("--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "10", "--output-tokens", "10")
+    port = free_port()
+    base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py")]
+    master = subprocess.Popen(
+        [*base, "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+         "--expect-workers", "1", "--host", mock.url, "-u", "4", "-r", "4", "-t", "120s", "--model", "mock",
+         "--stop-timeout", "60"],  # the workers must not wait for their streams: nobody gets the results
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while mock.stats().get("ok", 0) < 20 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert mock.stats().get("ok", 0) >= 20, log.read_text()[-2000:]  # the test is running
+        master.kill()
+        killed = time.monotonic()
+        worker.wait(timeout=20)
+        stopped_after_s = time.monotonic() - killed
+    finally:
+        for p in (master, worker):
+            if p.poll() is None:
+                p.kill()
+    output = log.read_text()
+    assert stopped_after_s <= 10, output[-2000:]
+    lines = [ln for ln in output.splitlines() if "no heartbeat from the master" in ln]
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], output[-2000:]
+    assert "Traceback" not in output, output[-3000:]
+    requests = mock.stats()["requests"]
+    time.sleep(1)
+    assert mock.stats()["requests"] == requests  # nothing is sent any more
+
+
+def test_processes_keep_the_master_port_on_loopback(tmp_path: Path, mock_engine) -> None:
+    """Every worker that connects to the master port gets the options, the key included: with
+    --processes (workers on this machine) it listens on 127.0.0.1 unless told otherwise."""
+    import psutil
+
+    mock = mock_engine("--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "10", "--output-tokens", "5")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py"), "--headless",
+         "--processes", "1", "--master-port", str(port), "--master-bind-port", str(port), "--host", mock.url,
+         "-u", "1", "-t", "4s", "--model", "mock"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        listening: list[str] = []
+        while not listening and time.monotonic() < deadline:
+            conns = psutil.Process(proc.pid).net_connections(kind="tcp")
+            listening = [c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+            time.sleep(0.1)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert listening == ["127.0.0.1"], output[-2000:]
+    assert proc.returncode == 0, output[-2000:]
+    assert f"the master port {port} listens on 127.0.0.1 only" in output
