@@ -42,11 +42,13 @@ _HISTOGRAMS: tuple[tuple[str, str, str, str, str], ...] = (
 )
 
 _FAILURE_TEXT: dict[str, str] = {
+    "http_3xx": "a redirect (not followed)",
     "http_4xx": "HTTP 4xx other than 429",
     "http_429": "HTTP 429 (rate limited)",
     "http_5xx": "HTTP 5xx",
     "connect": "could not connect",
     "timeout": "--request-timeout passed",
+    "not_a_stream": "a 2xx answer that is not an event stream",
     "reset_mid_stream": "connection closed mid-stream",
     "bad_event": "unparseable stream event",
     "server_error_event": "error event in the stream",
@@ -192,6 +194,11 @@ def _header(res: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         ("Requests OK", _fmt(res.get("completed", 0)), "ok"),
         ("Failed", _fmt(failed), "bad" if failed else ""),
         ("Cancelled at the end", _fmt(res.get("cancelled", 0)), ""),
+        *(
+            [("Not streamed (one JSON body)", _fmt(res["not_streamed"]), "bad")]
+            if res.get("not_streamed")
+            else []
+        ),
         ("Request throughput", f"{_fmt(res.get('request_throughput'))} req/s", ""),
         ("Output throughput", f"{_fmt(res.get('output_throughput'), 1)} tok/s", ""),
         ("TTFT p50 / p99", f"{_fmt(res.get('median_ttft_ms'))} / {_fmt(res.get('p99_ttft_ms'))} ms", ""),

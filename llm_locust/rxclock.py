@@ -22,6 +22,9 @@ import gevent.monkey
 import gevent.socket
 
 SO_TIMESTAMPNS = 35  # Linux; the Python socket module does not export it
+#: The most bytes of response headers read before a request fails (geventhttpclient's parser has no
+#: limit: a server sending endless headers would grow one string, quadratically, until the deadline).
+MAX_HEADER_BYTES = 64 * 1024
 _MAX_AGE_NS = 1_000_000_000  # a larger age means a stale or bogus timestamp: ignore it
 #: ``recvmsg``'s ancillary buffer size for one ``SO_TIMESTAMPNS`` message
 CMSG_SPACE = 64
@@ -57,11 +60,12 @@ class RxTimestampSocket(gevent.socket.socket):  # type: ignore[misc]
     take over the body from its first byte.
     """
 
-    __slots__ = ("_tail", "header_mode", "rx_ns", "sent_at_s")
+    __slots__ = ("_tail", "header_left", "header_mode", "rx_ns", "sent_at_s")
     sent_at_s: float | None
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         self.header_mode = True
+        self.header_left = MAX_HEADER_BYTES
         self._tail = b""
         self.sent_at_s = time.perf_counter()  # metrics.md's s_i: just before the request is written
         super().sendall(data, flags)
@@ -73,6 +77,8 @@ class RxTimestampSocket(gevent.socket.socket):  # type: ignore[misc]
         rx = receive_ns(ancdata)
         if rx:
             self.rx_ns = rx
+        if self.header_mode and not flags:
+            self.header_left = count_header_bytes(self.header_left, data)
         return data  # type: ignore[no-any-return]
 
     def _header_bytes(self, bufsize: int) -> int:
@@ -87,6 +93,16 @@ class RxTimestampSocket(gevent.socket.socket):  # type: ignore[misc]
         end = i + (3 if seen.startswith(b"\n\r\n", i) else 2)
         self._tail = b""
         return max(end - (len(seen) - len(waiting)), 1)
+
+
+def count_header_bytes(left: int, data: bytes) -> int:
+    """What is left of :data:`MAX_HEADER_BYTES` after ``data``; raises ``HTTPParseError`` past it."""
+    left -= len(data)
+    if left < 0:
+        from geventhttpclient.response import HTTPParseError
+
+        raise HTTPParseError(f"the response headers are over {MAX_HEADER_BYTES >> 10} KiB")
+    return left
 
 
 def sent_at(sock: Any) -> float | None:
@@ -120,7 +136,11 @@ def _original_select() -> Any:
 def end_headers(sock: Any) -> bool:
     """Leave header mode (the response's headers are complete). True when the socket was in header
     mode for the whole response, i.e. no byte of the body has been read yet."""
-    if not isinstance(sock, RxTimestampSocket) or not sock.header_mode:
+    if not isinstance(sock, RxTimestampSocket):
+        if getattr(sock, "header_mode", False):  # a TLS socket of llm_locust.tls: its headers are read
+            sock.header_mode = False
+        return False
+    if not sock.header_mode:
         return False
     sock.header_mode = False
     return True
@@ -136,6 +156,7 @@ def create_tcp_socket(family: int, socktype: int, protocol: int) -> gevent.socke
     sock.rx_ns = 0
     sock.sent_at_s = None
     sock.header_mode = False
+    sock.header_left = MAX_HEADER_BYTES
     sock._tail = b""
     with contextlib.suppress(OSError):  # no timestamps: event_clock falls back to perf_counter
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)

@@ -17,10 +17,31 @@ from typing import Any
 
 import gevent.ssl
 
+from llm_locust.rxclock import MAX_HEADER_BYTES, count_header_bytes
+
+
+class _HeaderBoundSocket(gevent.ssl.SSLSocket):  # type: ignore[misc]
+    """A TLS socket that, from each request it sends until :func:`llm_locust.rxclock.end_headers`,
+    refuses more than :data:`llm_locust.rxclock.MAX_HEADER_BYTES` of response headers."""
+
+    __slots__ = ("header_left", "header_mode")
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self.header_mode = True
+        self.header_left = MAX_HEADER_BYTES
+        super().sendall(data, flags)
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        data: bytes = super().recv(buflen, flags)
+        if getattr(self, "header_mode", False):
+            self.header_left = count_header_bytes(self.header_left, data)
+        return data
+
 
 @functools.cache
 def context(insecure: bool) -> ssl.SSLContext:
     ctx: ssl.SSLContext = gevent.ssl.create_default_context()
+    ctx.sslsocket_class = _HeaderBoundSocket
     if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

@@ -105,6 +105,10 @@ def table_rows(state: LLMState) -> list[Row]:
     rows.append(Row(window, "tok/s", value=points[-1].output_tokens_per_s if points else None))
     rows.append(Row("Requests in flight", "", value=state.in_flight_total()))
     rows.append(Row("Completed requests", "", value=agg.counts["completed"]))
+    if agg.counts["not_streamed"]:
+        rows.append(
+            Row("  of which not streamed (one JSON body: TTFT = E2E)", "", value=agg.counts["not_streamed"])
+        )
     failed = [(cat, agg.failures[cat]) for cat in FAILURE_CATEGORIES if agg.failures[cat]]
     failed += sorted((cat, n) for cat, n in agg.failures.items() if cat not in FAILURE_CATEGORIES and n)
     if failed:

@@ -73,13 +73,13 @@ def test_a_whole_json_answer_is_measured_as_one_event_and_flagged(tmp_path: Path
 def test_answers_that_are_not_streams_are_named_with_their_first_bytes(tmp_path: Path, mock_engine) -> None:
     mock = mock_engine(*FAST)
     run = run_locust(
-        tmp_path, mock.url, "-u", "1", "-r", "1", "-t", "2s", "--model", "mock", "--fail-backoff", "0",
-        *every_request("html"),
+        tmp_path, mock.url, "-u", "1", "-r", "1", "-t", "3s", "--stop-timeout", "5", "--model", "mock",
+        "--fail-backoff", "0", *every_request("html"),
     )  # fmt: skip
     res = run.results
     assert res is not None, run.output
-    assert set(res["failures"]) == {"not_a_stream"} and res["completed"] == 0
-    assert res["failed"] + res["cancelled"] == mock.stats()["injected:html"] > 0  # the last one may be cut
+    assert set(res["failures"]) == {"not_a_stream"} and res["completed"] == res["cancelled"] == 0
+    assert res["failed"] == mock.stats()["injected:html"] > 0
     page = "<html><body><h1>Login required</h1><form action='/login'></form></body></html>"
     assert f"not_a_stream: 200 text/html: {page}" in run.output
 
@@ -115,6 +115,13 @@ def test_https_verifies_against_the_system_trust_store(tmp_path: Path, mock_engi
     assert res["completed"] == mock.stats()["ok"] > 0 and res["failed"] == 0
     assert res["client"]["readers"] == {"greenlet": res["completed"]}
     assert "not verified" not in run.output
+    # the bound on response headers holds on TLS connections too
+    huge = run_locust(
+        tmp_path, mock.url, "-u", "1", "-r", "1", "-t", "2s", "--stop-timeout", "5", "--model", "mock",
+        *every_request("huge_headers"), env={"SSL_CERT_FILE": tls_files["ca"]},
+    )  # fmt: skip
+    assert huge.results is not None and set(huge.results["failures"]) == {"connect"}, huge.output
+    assert "connect: HTTPParseError: the response headers are over 64 KiB" in huge.output
 
 
 def test_an_untrusted_certificate_fails_in_one_line_and_insecure_skips_it(

@@ -52,6 +52,7 @@ _FAULTS: dict[str, tuple[str, str]] = {
     "br": ("the stream brotli-compressed (one flush per event)", "ok"),
     "slow_headers": ("a status line, then --stall-s of silence", "timeout"),
     "huge_event": ("an event line of 2 MiB", "bad_event"),
+    "huge_headers": ("a header of 2 MiB", "connect"),
 }
 FAULTS: tuple[str, ...] = tuple(_FAULTS)
 #: fault -> the outcome a client should report for it ("ok": it must still read the answer)
@@ -268,6 +269,11 @@ class MockServer:
         if fault == "html":
             self.stats["responses"] += 1
             return self._send(sock, 200, _LOGIN_PAGE, "text/html; charset=utf-8")
+        if fault == "huge_headers":
+            sock.sendall(b"HTTP/1.1 200 OK\r\nX-Huge: ")
+            for _ in range(_HUGE_EVENT_BYTES // 65536):
+                sock.sendall(b"h" * 65536)
+            return False
         if fault == "slow_headers":
             sock.sendall(b"HTTP/1.1 200 OK\r\n")
             gevent.sleep(self.stall_s)
