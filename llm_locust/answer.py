@@ -15,6 +15,7 @@ import contextlib
 from typing import Any
 
 import gevent
+from geventhttpclient.response import HTTPParseError
 
 from llm_locust.content import ContentDecoder, read_more
 
@@ -48,7 +49,7 @@ def body_prefix(response: Any, content: ContentDecoder | None = None) -> bytes:
         with gevent.Timeout(_PREFIX_WAIT_S, False):
             while len(buf) < PREFIX_BYTES and read_more(response):
                 pass
-    except Exception:  # a broken or closed body: show what there is
+    except (OSError, HTTPParseError):  # a broken or closed body: show what there is
         pass
     raw = bytes(buf[: PREFIX_BYTES * 4])
     if content is not None:

@@ -28,6 +28,7 @@ def one_line_error(output: str) -> str:
         (["--llm-html", "/nonexistent/x.html"], "--llm-html '/nonexistent/x.html'"),
         (["--tokenizer", "no_such_encoding"], "--tokenizer 'no_such_encoding' is neither a tiktoken"),
         (["--prompt", "a", "--prompt-file", "x"], "--prompt and --prompt-file are exclusive"),
+        (["--fail-backoff", "-1"], "--fail-backoff -1 must be >= 0 seconds"),
     ],
 )
 def test_bad_option_is_one_line_and_exit_1(tmp_path: Path, args: list[str], expected: str) -> None:
