@@ -9,7 +9,10 @@ fuzzing found. The regression tests of bugs not fixed yet fail until the library
 from __future__ import annotations
 
 import gzip
+import shutil
+import subprocess
 import sys
+import sysconfig
 import tracemalloc
 from pathlib import Path
 
@@ -208,3 +211,23 @@ def test_bug4_a_second_response_after_the_body() -> None:
     completed and the second one made ``message_complete`` false again)."""
     py, green, c = outcomes(b"9\r\ndata: x\n\n\r\n0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n")
     strict_compare(py, green, c)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc to build the sanitized extension")
+def test_bug5_no_undefined_behaviour_on_an_empty_data_value(tmp_path: Path) -> None:
+    """Found by ``make fuzz``'s UBSan replay. ``buf_add`` memcpy's 0 bytes to the NULL buffer of an
+    event whose first data value is empty (``data:``): undefined behaviour (memcpy's arguments must
+    not be NULL even for 0 bytes), reported at _speedups.c's ``buf_add``."""
+    include = sysconfig.get_paths()["include"]
+    so = tmp_path / ("_speedups" + sysconfig.get_config_var("EXT_SUFFIX"))
+    flags = ["-O1", "-fPIC", "-shared", "-fsanitize=undefined", "-fno-sanitize-recover=undefined"]
+    sources = [str(ROOT / "llm_locust" / f) for f in ("_speedups.c", "_plain_chunk.c", "_hdr.c")]
+    subprocess.run(["gcc", *flags, f"-I{include}", *sources, "-o", str(so)], check=True)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from fuzz import targets; "
+        "b = targets.creader.Body(-1, True); "
+        "assert b.feed(b'6\\r\\ndata:\\n\\r\\n1\\r\\n\\n\\r\\n0\\r\\n\\r\\n', 1.0) == [('message', '', 1.0)]"
+    )
+    env = {"LLM_LOCUST_FUZZ_SPEEDUPS": str(so), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stderr[-2000:]
