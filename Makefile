@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench bench-scale bench-llama llama-server clean
+.PHONY: demo test check bench bench-scale bench-llama llama-server fuzz soak clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard llm_locust/*.c llm_locust/*.h)
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ test: $(STAMP)
 
 ## make check: lint and types
 check: $(STAMP)
-	$(VENV)/bin/ruff check llm_locust tests bench locustfiles
+	$(VENV)/bin/ruff check llm_locust tests bench locustfiles fuzz
 	$(VENV)/bin/mypy
 
 ## make bench: client capacity, timing error and memory per user against the mock
@@ -41,5 +41,18 @@ llama-server: $(STAMP)
 bench-llama: $(STAMP)
 	$(PY) bench/llama_ladder.py
 
+## make fuzz: coverage-guided fuzzing of the stream readers (atheris), FUZZ_SECONDS per target,
+## FUZZ_JOBS at a time, then C line coverage and an ASan/UBSan replay of the corpora
+FUZZ_SECONDS ?= 300
+FUZZ_JOBS ?= 2
+fuzz: $(STAMP)
+	$(PY) -m pip install -q 'atheris>=2.3'
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) --c-coverage --asan
+
+## make soak: 1,000 users against the mock for 30 min, 1 % faults of every kind, --processes 2:
+## RSS, fds and greenlets of every process over time, and exact counts (SOAK_ARGS for bench/soak.py)
+soak: $(STAMP)
+	$(PY) bench/soak.py $(SOAK_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info fuzz/work fuzz/artifacts

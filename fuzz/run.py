@@ -40,7 +40,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
-C_SOURCES = ("llm_locust/_speedups.c", "llm_locust/_plain_chunk.c", "llm_locust/_hdr.c")
+#: the extension's C files, in setup.py's order
+C_SOURCES = tuple(
+    f"llm_locust/{name}"
+    for name in ("_speedups.c", "_chunked.c", "_plain_chunk.c", "_hdr.c")
+    if (ROOT / "llm_locust" / name).exists()
+)
 TARGET_NAMES = ("sse", "reader", "plain", "content")
 #: libFuzzer's inputs: a few KiB is enough (the big runs are made by Script.blown_up)
 MAX_LEN = 4096

@@ -366,9 +366,12 @@ def run_compiled(head: bytes, reads: list[bytes], stamps: list[float], consumer:
                 stream.notified(events)
         if stream.done:
             break
-    if not stream.done:  # pump at the end of the file: read() closes the body, notified() says
+    if not stream.done:  # pump at the end of the file: read() finds it closed, notified() judges
         k += 1
-        stream.finish(HTTPParseError("connection closed before the end of the body"))
+        body.eof()
+        stream.notified([])
+        if not stream.done:
+            raise Divergence("compiled: the stream goes on after the end of the file (hang)")
     stream.close()
     error = stream.result.exception
     return Outcome(eat.state(), error, k if error is not None else None, eat.dispatched)
@@ -378,39 +381,16 @@ def run_compiled(head: bytes, reads: list[bytes], stamps: list[float], consumer:
 
 
 def known_greenlet_divergence(py: Outcome, green: Outcome, raw: bytes) -> str | None:
-    """The name of a reported divergence between the reactor and the greenlet reader; None if new."""
-    if STRICT:
-        return None
-    if (
-        b"HTTP/" in raw
-        and isinstance(green.error, HTTPParseError)
-        and "connection closed" in str(green.error)
-    ):
-        # a second response after the body: geventhttpclient releases the socket when the first
-        # message completes, and BodyLines then finds no socket (bug 4)
-        return "response-after-the-body"
+    """The name of a reported, not yet fixed divergence between the reactor and the greenlet
+    reader; None if new. (None is open: a second response after the body, bug 4, is fixed.)"""
     return None
 
 
 def known_divergence(py: Outcome, c: Outcome) -> str | None:
     """The name of a reported, not yet fixed divergence between the Python reactor (``py``) and the
-    compiled reader (``c``) that explains these outcomes; None for anything new."""
-    if STRICT:
-        return None
-    if (
-        isinstance(py.error, HTTPParseError)
-        and not str(py.error).startswith("connection closed")
-        and (c.state[: len(py.state)] == py.state if isinstance(py.state, list) else _prefix_rule(py, c))
-    ):
-        # llhttp refused bytes that the compiled reader takes (bug 1): framing it does not check
-        # (bare LF line ends, whitespace after the size, chunk extension and trailer syntax), or
-        # bytes after the end of the body, which it leaves to the response's parser after handing
-        # over the events of that read
-        return "lenient-chunked-framing"
-    if isinstance(c.error, HTTPParseError) and "chunk size too large" in str(c.error):
-        return "chunk-size-limit"  # 2**63-1 in C, 2**64-1 in llhttp
-    if isinstance(c.error, TypeError) and "must be str" in str(c.error):
-        return "text-not-a-string"  # content or reasoning that is not a string (bug 2)
+    compiled reader (``c``) that explains these outcomes; None for anything new. (None is open:
+    lenient chunked framing and the chunk size limit, bug 1, and text that is not a string, bug 2,
+    are fixed.)"""
     return None
 
 
@@ -845,16 +825,7 @@ def content_target(data: bytes) -> None:
     green = run_greenlet(head, reads, stamps, consumer, name)
     if py is None:
         return
-    try:
-        compare("content: reactor vs greenlet", py, green, exact=True)
-    except Divergence:
-        if STRICT or not (
-            py.error is None and isinstance(green.state, list) and green.state[: len(py.state)] == py.state
-        ):
-            raise
-        # bug 3: the reactor's one-event fast path ends the stream when the message is complete,
-        # though more decoded pieces of the same read may follow (two gzip members in the last read)
-        return
+    compare("content: reactor vs greenlet", py, green, exact=True)
     if not s.flags & 8 and consumer is Collect:
         pieces = [body[i : i + READ_BYTES] for i in range(0, len(body), READ_BYTES)]
         plain = run_reactor(_HEADS["close"] + b"\r\n", pieces, Collect)[0]

@@ -40,18 +40,6 @@
 /* llm_locust.sse.MAX_EVENT_BYTES: the most bytes of one line (its LF included) or of one event's data */
 #define MAX_EVENT_BYTES (1024 * 1024)
 
-enum {
-    S_SIZE,          /* hex digits of a chunk size */
-    S_SIZE_EXT,      /* a chunk extension (or spaces) up to the end of the size line */
-    S_SIZE_LF,       /* the LF after the size line's CR */
-    S_DATA,          /* chunk data */
-    S_DATA_CR,       /* the CR(LF) after chunk data */
-    S_DATA_LF,       /* the LF after chunk data's CR */
-    S_TRAILER,       /* the start of a trailer line (or the final empty line) */
-    S_TRAILER_LINE,  /* inside a trailer line */
-    S_TRAILER_LF,    /* the LF of the final empty line */
-    S_DONE,          /* the body is complete */
-};
 
 static PyObject *message_str;  /* "message" */
 /* pump()'s reads, the text events they brought, and the reads that brought two or more (tokens of
@@ -61,6 +49,7 @@ static PyObject *parse_error;  /* geventhttpclient.response.HTTPParseError, set 
 static PyObject *too_large;    /* llm_locust.sse.EventTooLarge, set by set_errors() */
 
 int buf_add(Buf *b, const char *src, Py_ssize_t n) {
+    if (n == 0) return 0; /* memcpy's pointers must be valid even for no bytes (UBSan) */
     if (b->len + n > b->cap) {
         Py_ssize_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n) cap *= 2;
@@ -86,10 +75,8 @@ void buf_free(Buf *b) {
 typedef struct {
     PyObject_HEAD
     int fd;
-    int state;
-    int size_digits;
-    unsigned long long chunk_left;
-    int complete;   /* the terminal chunk and its final CRLF were read */
+    Chunked chunked; /* the chunked framing (_chunked.c) */
+    int complete;   /* the terminal chunk's size line was read: the rest is in extra, for the parser */
     int closed;     /* the peer closed the connection (a read returned 0 bytes) */
     Buf line;       /* a body line still waiting for its LF */
     Buf data;       /* the open event's data lines, joined with LF */
@@ -97,7 +84,7 @@ typedef struct {
     PyObject *name; /* the open event's name; NULL means "message" */
     double data_at; /* arrival of the open event's last data line */
     double last_at; /* arrival of the last read's bytes */
-    Py_ssize_t extra_len; /* bytes after the end of the body (kept in extra) */
+    Py_ssize_t extra_len; /* "0\r\n" and the bytes after the terminal chunk's size line (trailers, ...) */
     char *extra;
     /* The stream's text timings, recorded here for the plain text chunks (see _plain_chunk.c) and
        through text() for the events Python handles: the fields of llm_locust.records.RequestTimer. */
@@ -242,131 +229,44 @@ static int body_bytes(Body *self, const char *p, Py_ssize_t n, double at, PyObje
     return 0;
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
+/* What the chunked framing hands over while one read is fed (see chunked_feed). */
+typedef struct {
+    Body *self;
+    double at;
+    PyObject *out;
+} Feeding;
+
+static int on_data(void *ctx, const char *p, Py_ssize_t n) {
+    Feeding *f = ctx;
+    return body_bytes(f->self, p, n, f->at, f->out);
 }
 
-/* The state after a chunk-size line: its data, or the trailer after the terminal (0) chunk. */
-static int after_size_line(const Body *self) { return self->chunk_left ? S_DATA : S_TRAILER; }
-
-/* Skip to just after the next LF; 1 if it was there (else everything was skipped). */
-static int skip_line(const char **p, const char *end) {
-    const char *lf = memchr(*p, '\n', (size_t)(end - *p));
-    *p = lf ? lf + 1 : end;
-    return lf != NULL;
-}
-
-static int bad_chunk(const char *what) {
-    PyErr_Format(parse_error, "invalid chunked body: %s", what);
-    return -1;
+static int on_tail(void *ctx, const char *p, Py_ssize_t n) {
+    /* After the terminal chunk: kept for the response's own parser (it judges trailers and whatever
+       follows; llm_locust.reactor feeds it after every read, so this holds one read at most). */
+    Body *self = ((Feeding *)ctx)->self;
+    char *x = PyMem_Realloc(self->extra, (size_t)(self->extra_len + n));
+    if (x == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(x + self->extra_len, p, (size_t)n);
+    self->extra = x;
+    self->extra_len += n;
+    return 0;
 }
 
 /* Raw bytes from the socket through the chunked framing. */
 static int feed(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out) {
-    const char *end = p + n;
-    while (p < end) {
-        char c = *p;
-        switch (self->state) {
-        case S_SIZE: {
-            int v = hexval(c);
-            if (v >= 0) {
-                if (self->chunk_left >> 59) return bad_chunk("chunk size too large");
-                self->chunk_left = self->chunk_left * 16 + (unsigned long long)v;
-                self->size_digits++;
-                p++;
-                break;
-            }
-            if (!self->size_digits) return bad_chunk("no chunk size");
-            if (c == ';' || c == ' ' || c == '\t') {
-                self->state = S_SIZE_EXT;
-            } else if (c == '\r') {
-                self->state = S_SIZE_LF;
-            } else if (c == '\n') {
-                self->state = after_size_line(self);
-            } else {
-                return bad_chunk("unexpected byte in chunk size");
-            }
-            p++;
-            break;
-        }
-        case S_SIZE_EXT:
-            if (skip_line(&p, end)) self->state = after_size_line(self);
-            break;
-        case S_SIZE_LF:
-            if (c != '\n') return bad_chunk("CR without LF after chunk size");
-            self->state = after_size_line(self);
-            p++;
-            break;
-        case S_DATA: {
-            Py_ssize_t take = end - p;
-            if ((unsigned long long)take > self->chunk_left) take = (Py_ssize_t)self->chunk_left;
-            if (body_bytes(self, p, take, at, out) < 0) return -1;
-            p += take;
-            self->chunk_left -= (unsigned long long)take;
-            if (self->chunk_left == 0) self->state = S_DATA_CR;
-            break;
-        }
-        case S_DATA_CR:
-            if (c == '\r') {
-                self->state = S_DATA_LF;
-            } else if (c == '\n') {
-                self->state = S_SIZE;
-                self->size_digits = 0;
-            } else {
-                return bad_chunk("no CRLF after chunk data");
-            }
-            p++;
-            break;
-        case S_DATA_LF:
-            if (c != '\n') return bad_chunk("CR without LF after chunk data");
-            self->state = S_SIZE;
-            self->size_digits = 0;
-            p++;
-            break;
-        case S_TRAILER:
-            if (c == '\r') {
-                self->state = S_TRAILER_LF;
-            } else if (c == '\n') {
-                self->state = S_DONE;
-            } else {
-                self->state = S_TRAILER_LINE;
-            }
-            p++;
-            break;
-        case S_TRAILER_LINE:
-            if (skip_line(&p, end)) self->state = S_TRAILER;
-            break;
-        case S_TRAILER_LF:
-            if (c != '\n') return bad_chunk("CR without LF at the end of the body");
-            self->state = S_DONE;
-            p++;
-            break;
-        case S_DONE: {
-            /* Bytes after the body: kept for the response's own parser (it judges them). */
-            Py_ssize_t rest = end - p;
-            char *x = PyMem_Realloc(self->extra, (size_t)(self->extra_len + rest));
-            if (x == NULL) {
-                PyErr_NoMemory();
-                return -1;
-            }
-            memcpy(x + self->extra_len, p, (size_t)rest);
-            self->extra = x;
-            self->extra_len += rest;
-            p = end;
-            break;
-        }
-        }
+    Feeding f = {self, at, out};
+    const char *why = NULL;
+    int rc = chunked_feed(&self->chunked, p, n, on_data, on_tail, &f, &why);
+    if (rc == -1) {
+        PyErr_Format(parse_error, "invalid chunked body: %s", why);
+        return -1;
     }
-    if (self->state == S_DONE && !self->complete) {
-        self->complete = 1;
-        /* the rest of a last line without its newline is dropped, as geventhttpclient's readline does;
-           an event still open is dispatched, as sseclient-py does */
-        self->line.len = 0;
-        if (self->has_data && dispatch(self, out) < 0) return -1;
-    }
+    if (rc < 0) return -1;
+    if (chunked_ended(&self->chunked)) self->complete = 1;
     return 0;
 }
 
@@ -390,7 +290,7 @@ static int Body_init(Body *self, PyObject *args, PyObject *kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|p", kwlist, &fd, &record)) return -1;
     self->fd = fd;
     self->record = record;
-    self->state = S_SIZE;
+    memset(&self->chunked, 0, sizeof self->chunked);
     self->last_at = now_s(CLOCK_MONOTONIC);
     return 0;
 }
@@ -457,6 +357,24 @@ static PyObject *Body_feed(Body *self, PyObject *args) {
     if (out != NULL && feed(self, view.buf, view.len, at, out) < 0) Py_CLEAR(out);
     PyBuffer_Release(&view);
     return out;
+}
+
+static PyObject *Body_end(Body *self, PyObject *out) {
+    /* The response's parser says the message ended (after the trailers): the rest of a last line
+       without its newline is dropped, as geventhttpclient's readline does, and an event still open
+       is dispatched into ``out`` (after that read's events), as sseclient-py does. */
+    if (!PyList_Check(out)) {
+        PyErr_SetString(PyExc_TypeError, "end() takes the list of the read's events");
+        return NULL;
+    }
+    self->line.len = 0;
+    if (self->complete && self->has_data && dispatch(self, out) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Body_eof(Body *self, PyObject *Py_UNUSED(ignored)) {
+    self->closed = 1; /* what read() does on a read of 0 bytes */
+    Py_RETURN_NONE;
 }
 
 static PyObject *Body_take_extra(Body *self, PyObject *Py_UNUSED(ignored)) {
@@ -566,7 +484,12 @@ static PyMethodDef Body_methods[] = {
      "Raises OSError from recvmsg, HTTPParseError for a broken chunked body and EventTooLarge for a\n"
      "line or an event's data over MAX_EVENT_BYTES."},
     {"feed", (PyCFunction)Body_feed, METH_VARARGS, "feed(raw: bytes, at: float) -> list of events"},
-    {"take_extra", (PyCFunction)Body_take_extra, METH_NOARGS, "bytes read after the end of the body"},
+    {"end", (PyCFunction)Body_end, METH_O,
+     "end(events): the message ended; an event still open is appended to events (a read's list)"},
+    {"eof", (PyCFunction)Body_eof, METH_NOARGS, "eof(): the peer closed, as read() finds it (with feed, for tests)"},
+    {"take_extra", (PyCFunction)Body_take_extra, METH_NOARGS,
+     "once complete: \"0\\r\\n\" and the bytes read after the terminal chunk's size line, for the response's\n"
+     "parser (each call returns what was not taken yet)"},
     {"pump", (PyCFunction)Body_pump, METH_NOARGS,
      "pump(): read() for the event loop; calls notify(events or exception) unless every event was\n"
      "a plain text chunk taken here (record on) and the body goes on."},
@@ -578,7 +501,8 @@ static PyMethodDef Body_methods[] = {
 };
 
 static PyGetSetDef Body_getset[] = {
-    {"complete", (getter)Body_get_complete, NULL, "the body ended (terminal chunk read)", NULL},
+    {"complete", (getter)Body_get_complete, NULL,
+     "the terminal chunk's size line was read (trailers and the final CRLF go to the parser)", NULL},
     {"closed", (getter)Body_get_closed, NULL, "the peer closed the connection", NULL},
     {"last_at", (getter)Body_get_last_at, NULL, "arrival of the last read's bytes (perf_counter s)", NULL},
     {"fd", (getter)Body_get_fd, NULL, "the socket's file descriptor", NULL},

@@ -187,6 +187,29 @@ class BodyLines:
         return True
 
 
+#: Trailer fields a response may send after its body, and bytes per field: geventhttpclient keeps
+#: them (one string grown per piece) and has no limit of its own.
+MAX_TRAILER_FIELDS = 100
+MAX_TRAILER_FIELD_BYTES = 8192
+
+
+def mark_headers_end(response: Any) -> None:
+    """Remember how many header fields the response had when its headers ended (for
+    :func:`check_trailers`)."""
+    response.llm_header_fields = response._header_position
+
+
+def check_trailers(response: Any) -> None:
+    """Raise ``HTTPParseError`` once the trailers the parser has taken pass the bounds above."""
+    base = getattr(response, "llm_header_fields", None)
+    if base is None:
+        return
+    pending = len(response._current_header_field or "") + len(response._current_header_value or "")
+    if response._header_position - base > MAX_TRAILER_FIELDS or pending > MAX_TRAILER_FIELD_BYTES:
+        limits = f"{MAX_TRAILER_FIELDS} fields or {MAX_TRAILER_FIELD_BYTES} bytes a field"
+        raise HTTPParseError(f"the response's trailers are over {limits}")
+
+
 def read_more(response: Any) -> bool:
     """One read of a geventhttpclient response's socket into its parser (the body's bytes go to
     ``response._body_buffer``); False when the body had already ended. Raises ``HTTPParseError``
@@ -194,11 +217,12 @@ def read_more(response: Any) -> bool:
     if response.message_complete:
         return False
     sock = response._sock
-    if sock is None:
-        raise HTTPParseError("connection closed before the end of the body")
+    if sock is None:  # released when the message completed: what follows began another message
+        return False
     try:
         data = sock.recv(response.block_size)
         response.feed(data)
+        check_trailers(response)
     except BaseException:
         response.release()
         raise

@@ -147,6 +147,8 @@ def delta_of(obj: Any, data: str) -> Delta:
         raise BadEvent(f"event's first choice has no 'delta' object: {data[:80]!r}")
     content = delta.get("content") or ""
     reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+    if not isinstance(content, str) or not isinstance(reasoning, str):
+        raise BadEvent(f"event's delta has text that is not a string: {data[:80]!r}")
     finish = choice.get("finish_reason")
     if not (content or reasoning or finish or completion_tokens is not None or timings is not None):
         return _EMPTY

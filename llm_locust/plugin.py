@@ -261,7 +261,11 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         master_watch.watch(environment)
         ev.report_to_master.add_listener(lambda client_id, data, **kw: _on_report(state, data))
         ev.test_stop.add_listener(lambda environment, **kw: _worker_flush(state))
-        runner.register_message("llm_stop", lambda environment, msg, **kw: _on_llm_stop(state))
+        # concurrent: stopping waits for the streams, and inline it would hold the worker's message
+        # loop (the master's heartbeats unread) for as long
+        runner.register_message(
+            "llm_stop", lambda environment, msg, **kw: _on_llm_stop(state), concurrent=True
+        )
         runner.register_message(
             "llm_level", lambda environment, msg, **kw: _set_level(state, msg.data["level"])
         )

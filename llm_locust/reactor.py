@@ -34,7 +34,7 @@ from geventhttpclient.response import HTTPParseError
 
 from llm_locust import speedups
 from llm_locust.batching import ReadBatching
-from llm_locust.content import ContentDecoder, discard_rest
+from llm_locust.content import ContentDecoder, check_trailers, discard_rest
 from llm_locust.errors import ConfigError
 from llm_locust.rxclock import CMSG_SPACE, RxTimestampSocket, corrected, receive_ns
 from llm_locust.sse import MAX_EVENT_BYTES, SSEDecoder, line_too_large
@@ -135,17 +135,19 @@ def drain(response: Any) -> None:
     if body is None:
         discard_rest(response)
         return
-    while not body.complete:
+    while not (body.complete and _end_body(response, body)):
         if body.closed:
             raise HTTPParseError("connection closed before the end of the body")
         if body.read() is None:
             gevent.socket.wait_read(body.fd)
-    _end_body(response, body)
 
 
-def _end_body(response: Any, body: Any) -> None:
-    """Tell the response's own parser that the body ended (it then returns the connection to the pool)."""
-    response.feed(b"0\r\n\r\n" + body.take_extra())
+def _end_body(response: Any, body: Any) -> bool:
+    """Give the response's own parser the terminal chunk and what followed it (trailers, the final
+    CRLF: it judges them); True when the message is complete (the connection goes back to the pool)."""
+    response.feed(body.take_extra())
+    check_trailers(response)
+    return bool(response.message_complete)
 
 
 class _Waited:
@@ -216,6 +218,7 @@ class _Stream(_Waited):
         self.last_at = at
         try:
             self.response.feed(data)
+            check_trailers(self.response)
             if not data and not self.response.message_complete:
                 raise HTTPParseError("connection closed before the end of the body")
             self.consume(at)
@@ -256,10 +259,10 @@ class _Stream(_Waited):
             name, decoder.name = decoder.name, "message"
             data = buf[6:-2].decode("utf-8", "replace")
             buf.clear()
-            if self.on_event(name, data, at) or self.response.message_complete:
+            if self.on_event(name, data, at):
                 self.finish(None)
                 return True
-            return False
+            return False  # the end of the body, if it is, is for consume() (pieces may follow)
         feed, events, on_event = decoder.feed, self.events, self.on_event
         start = 0
         while True:
@@ -316,15 +319,18 @@ class _CompiledStream(_Waited):
                 raise events
             body = self.body
             self.last_at = body.last_at
+            # as the Python reactor, where the response's parser takes a whole read before its
+            # events are handed over: broken trailers fail the stream before the read's events count
+            ended = body.complete and _end_body(self.response, body)
+            if ended:  # the message is over: an event still open is the read's last
+                events = list(events)
+                body.end(events)
             on_event = self.on_event
             for name, data, at in events:
                 if on_event(name, data, at):
-                    if body.complete:
-                        _end_body(self.response, body)
-                    self.finish(None)  # else drain() reads the rest
+                    self.finish(None)  # drain() reads the rest, if any
                     return
-            if body.complete:
-                _end_body(self.response, body)
+            if ended:
                 self.finish(None)
             elif body.closed:
                 raise HTTPParseError("connection closed before the end of the body")

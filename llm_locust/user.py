@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 import ssl
@@ -17,7 +18,7 @@ from locust import User, constant
 from locust.exception import StopUser
 
 from llm_locust import answer, openai_chat, reactor, rxclock, tls
-from llm_locust.content import BadEncoding, BodyLines, UnsupportedEncoding, decoder_for
+from llm_locust.content import BadEncoding, BodyLines, UnsupportedEncoding, decoder_for, mark_headers_end
 from llm_locust.options import FAIL_BACKOFF_GROWTH, RunConfig
 from llm_locust.plugin import LLMState, install, state_of
 from llm_locust.records import CANCELLED, OK, RequestRecord, RequestTimer
@@ -224,6 +225,13 @@ class LLMUser(User):
         return self._http
 
     def _drop_connection(self) -> None:
+        """Close the connection of the request (a failed stream's socket is checked out of the pool,
+        so closing the pool alone would leave it open until the collector finds the response) and
+        start the next request on a fresh client."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
         if self._http is not None:
             self._http.close()
             self._http = None
@@ -253,6 +261,7 @@ class LLMUser(User):
                 if sent is not None:
                     timer.sent(sent)
                 body_untouched = rxclock.end_headers(response._sock)
+                mark_headers_end(response)
                 timer.headers(rxclock.event_clock(response._sock)())
                 return self._read(response, timer, body_untouched)
             except _Deadline:

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fuzz import targets as T  # noqa: E402
+from fuzz.run import C_SOURCES  # noqa: E402
 from fuzz.targets import Collect, Reading, compare, run_compiled, run_greenlet, run_reactor  # noqa: E402
 
 CORPUS = ROOT / "fuzz" / "corpus"
@@ -221,7 +222,7 @@ def test_bug5_no_undefined_behaviour_on_an_empty_data_value(tmp_path: Path) -> N
     include = sysconfig.get_paths()["include"]
     so = tmp_path / ("_speedups" + sysconfig.get_config_var("EXT_SUFFIX"))
     flags = ["-O1", "-fPIC", "-shared", "-fsanitize=undefined", "-fno-sanitize-recover=undefined"]
-    sources = [str(ROOT / "llm_locust" / f) for f in ("_speedups.c", "_plain_chunk.c", "_hdr.c")]
+    sources = [str(ROOT / src) for src in C_SOURCES]
     subprocess.run(["gcc", *flags, f"-I{include}", *sources, "-o", str(so)], check=True)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); from fuzz import targets; "

@@ -4,10 +4,14 @@ against the mock engine: compressed streams, whole JSON answers, TLS, and failin
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
-from conftest import run_locust
+from conftest import LOCUSTFILES, run_locust
 
 FAST = ("--engine", "fixed", "--ttft-ms", "60", "--itl-ms", "15", "--output-tokens", "12")
 
@@ -179,3 +183,31 @@ def test_backoff_keeps_failure_counts_exact(tmp_path: Path, mock_engine) -> None
     assert res["completed"] == served["ok"] > 0
     assert res["completed"] + res["failed"] == served["requests"]
     assert run.final_rows()["/v1/chat/completions"] == (served["requests"], res["failed"])
+
+
+@pytest.mark.parametrize("fault", ["malformed", "error_event", "huge_event"])
+def test_a_failed_stream_closes_its_connection(tmp_path: Path, mock_engine, fault: str) -> None:
+    """A stream that fails mid-body leaves its socket checked out of the pool: it must be closed
+    then, not when the garbage collector finds the response (connections piled up to the server)."""
+
+    mock = mock_engine(*FAST)
+    port = int(mock.url.rsplit(":", 1)[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py"), "--headless", "--host", mock.url,
+         "-u", "4", "-r", "4", "-t", "5s", "--model", "mock", "--fail-backoff", "0.02",
+         *every_request(fault)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    most = 0
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and proc.poll() is None:
+            conns = psutil.Process(proc.pid).net_connections(kind="tcp")
+            most = max(most, sum(1 for c in conns if c.raddr and c.raddr.port == port))
+            time.sleep(0.05)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert mock.stats()[f"injected:{fault}"] > 20
+    assert most <= 4 + 1, most  # one per user (and one being replaced)

@@ -98,6 +98,8 @@ def compiled(raw: bytes, bounds: list[int]) -> tuple[list[tuple[str, str, float]
     out = []
     for k in range(len(bounds) - 1):
         out += body.feed(raw[bounds[k] : bounds[k + 1]], float(k))
+    if body.complete:  # the response's parser would say the message ended here
+        body.end(out)
     return out, body
 
 
@@ -127,21 +129,32 @@ def test_utf8_split_between_chunks_and_invalid_bytes() -> None:
     assert [(n, d) for n, d, _at in got] == [("message", "€\ufffd")]
 
 
-def test_bytes_after_the_body_are_kept_for_the_parser() -> None:
-    raw = b"5\r\ndata:\r\n1\r\n\n\r\n0\r\n\r\nHTTP/1.1"
+def test_the_terminal_chunk_and_what_follows_are_kept_for_the_parser() -> None:
+    """Trailers (and bytes after the body) are judged by the response's own parser, as in Python."""
+    raw = b"5\r\ndata:\r\n1\r\n\n\r\n0;ext=1\r\nX-Trailer: 1\r\n\r\nHTTP/1.1"
     got, body = compiled(raw, [0, 20, len(raw)])
     assert got == [("message", "", 0.0)]
-    assert body.complete and body.take_extra() == b"HTTP/1.1" and body.take_extra() == b""
+    assert body.complete and body.take_extra() == b"0\r\nX-Trailer: 1\r\n\r\nHTTP/1.1"
+    assert body.take_extra() == b""
 
 
 @pytest.mark.parametrize(
     ("raw", "why"),
     [
-        (b"3z\r\n", "unexpected byte in chunk size"),
+        (b"3z\r\n", "invalid character in chunk size"),
         (b"\r\n", "no chunk size"),
-        (b"3\rx", "CR without LF after chunk size"),
-        (b"3\r\nabcX", "no CRLF after chunk data"),
-        (b"fffffffffffffffff\r\n", "chunk size too large"),
+        (b"3\rx", "expected LF after chunk size"),
+        (b"3\r\nabcX", "missing expected CR after chunk data"),
+        (b"3\r\nabc\rX", "expected LF after chunk data"),
+        (b"fffffffffffffffff\r\n", "chunk size overflow"),
+        # what llhttp (the Python reactor's parser) refuses too
+        (b"5\ndata:\r\n", "invalid character in chunk size"),
+        (b"5\r\ndata:\n", "missing expected CR after chunk data"),
+        (b"5 \r\n", "invalid character in chunk size"),
+        (b"5;\x01\r\n", "invalid character in chunk extensions"),
+        (b"5;x=y z\r\n", "invalid character in chunk extensions value"),
+        (b'5;x="a"b\r\n', "invalid character in chunk extensions quote value"),
+        (b'5;x="\\\x01"\r\n', "invalid quoted-pair"),
     ],
 )
 def test_a_broken_chunked_body_raises_the_parsers_error(raw: bytes, why: str) -> None:
