@@ -13,7 +13,13 @@ if sys.platform.startswith("linux"):
     ext_modules.append(
         Extension(
             "llm_locust._speedups",
-            ["llm_locust/_speedups.c", "llm_locust/_chunked.c", "llm_locust/_plain_chunk.c", "llm_locust/_hdr.c"],
+            [
+                "llm_locust/_speedups.c",
+                "llm_locust/_events.c",
+                "llm_locust/_chunked.c",
+                "llm_locust/_plain_chunk.c",
+                "llm_locust/_hdr.c",
+            ],
             depends=["llm_locust/_speedups.h"],
             optional=True,
             extra_compile_args=["-O2"],

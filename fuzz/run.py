@@ -43,7 +43,7 @@ FUZZ = ROOT / "fuzz"
 #: the extension's C files, in setup.py's order
 C_SOURCES = tuple(
     f"llm_locust/{name}"
-    for name in ("_speedups.c", "_chunked.c", "_plain_chunk.c", "_hdr.c")
+    for name in ("_speedups.c", "_events.c", "_chunked.c", "_plain_chunk.c", "_hdr.c")
     if (ROOT / "llm_locust" / name).exists()
 )
 TARGET_NAMES = ("sse", "reader", "plain", "content")

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from llm_locust import charts
+from llm_locust.records import FAILURE_MEANINGS
 from llm_locust.report import METRIC_ROWS
 
 #: The definition shown next to each metric of the summary table (keyed by its stem in the results).
@@ -41,20 +42,6 @@ _HISTOGRAMS: tuple[tuple[str, str, str, str, str], ...] = (
     ("e2el_ms", "e2el", "E2E latency", "ms", "requests"),
 )
 
-_FAILURE_TEXT: dict[str, str] = {
-    "http_3xx": "a redirect (not followed)",
-    "http_4xx": "HTTP 4xx other than 429",
-    "http_429": "HTTP 429 (rate limited)",
-    "http_5xx": "HTTP 5xx",
-    "connect": "could not connect",
-    "timeout": "--request-timeout passed",
-    "not_a_stream": "a 2xx answer that is not an event stream",
-    "reset_mid_stream": "connection closed mid-stream",
-    "bad_event": "unparseable stream event",
-    "server_error_event": "error event in the stream",
-    "truncated": "stream ended without [DONE] or finish_reason",
-    "empty": "stream ended with no generated text",
-}
 
 #: Option names whose string values are never shown, whatever produced the results file.
 _SECRET_NAME = re.compile(r"(^|_)(api_?key|secret|password|authorization|bearer)$", re.IGNORECASE)
@@ -194,17 +181,14 @@ def _header(res: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         ("Requests OK", _fmt(res.get("completed", 0)), "ok"),
         ("Failed", _fmt(failed), "bad" if failed else ""),
         ("Cancelled at the end", _fmt(res.get("cancelled", 0)), ""),
-        *(
-            [("Not streamed (one JSON body)", _fmt(res["not_streamed"]), "bad")]
-            if res.get("not_streamed")
-            else []
-        ),
         ("Request throughput", f"{_fmt(res.get('request_throughput'))} req/s", ""),
         ("Output throughput", f"{_fmt(res.get('output_throughput'), 1)} tok/s", ""),
         ("TTFT p50 / p99", f"{_fmt(res.get('median_ttft_ms'))} / {_fmt(res.get('p99_ttft_ms'))} ms", ""),
         ("ITL p50 / p99", f"{_fmt(res.get('median_itl_ms'))} / {_fmt(res.get('p99_itl_ms'))} ms", ""),
         ("Mean requests in flight", _fmt(res.get("concurrency")), ""),
     ]
+    if res.get("not_streamed"):
+        cards.insert(3, ("Not streamed (one JSON body)", _fmt(res["not_streamed"]), "bad"))
     card_html = "".join(
         f'<div class="card"><div class="v {cls}">{v}</div><div class="l">{_e(label)}</div></div>'
         for label, v, cls in cards
@@ -373,7 +357,7 @@ def _failures_section(res: Mapping[str, Any], out: list[str]) -> str:
     total = sum(n for _k, n in failures)
     finished = int(res.get("completed") or 0) + total
     rows = [
-        (_e(cat), _fmt(n), f"{100.0 * n / finished:.1f} %", _e(_FAILURE_TEXT.get(cat, "")))
+        (_e(cat), _fmt(n), f"{100.0 * n / finished:.1f} %", _e(FAILURE_MEANINGS.get(cat, "")))
         for cat, n in failures
     ]
     rows.append(("<strong>total</strong>", f"<strong>{_fmt(total)}</strong>", "", ""))

@@ -29,6 +29,21 @@ FAILURE_CATEGORIES: tuple[str, ...] = (
     "truncated",
     "empty",
 )
+#: What each failure category means, in a few words (reports' legends; README "Errors" in full).
+FAILURE_MEANINGS: dict[str, str] = {
+    "http_3xx": "a redirect (not followed)",
+    "http_4xx": "HTTP 4xx other than 429",
+    "http_429": "HTTP 429 (rate limited)",
+    "http_5xx": "HTTP 5xx",
+    "connect": "could not connect (or TLS failed)",
+    "timeout": "--request-timeout passed",
+    "not_a_stream": "a 2xx answer that is not an event stream",
+    "reset_mid_stream": "connection closed mid-stream",
+    "bad_event": "unparseable stream event",
+    "server_error_event": "error event in the stream",
+    "truncated": "stream ended without [DONE] or finish_reason",
+    "empty": "stream ended with no generated text",
+}
 
 
 @dataclass(frozen=True, slots=True)
