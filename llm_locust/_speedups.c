@@ -55,11 +55,18 @@ typedef struct {
     Body *self;
     double at;
     PyObject *out;
+    PyObject *too_large[3]; /* a line or event over the bound, raised once the read's framing is checked */
 } Feeding;
 
 static int on_data(void *ctx, const char *p, Py_ssize_t n) {
     Feeding *f = ctx;
-    return body_bytes(f->self, p, n, f->at, f->out);
+    if (f->too_large[0] != NULL) return 0; /* the stream has failed: only the framing is checked now */
+    if (body_bytes(f->self, p, n, f->at, f->out) == 0) return 0;
+    if (!PyErr_ExceptionMatches(sp_too_large)) return -1;
+    /* The Python reactor's parser takes a whole read before its lines are split: a framing error
+       later in the same read is what it reports, so that comes first here too. */
+    PyErr_Fetch(&f->too_large[0], &f->too_large[1], &f->too_large[2]);
+    return 0;
 }
 
 static int on_tail(void *ctx, const char *p, Py_ssize_t n) {
@@ -79,16 +86,19 @@ static int on_tail(void *ctx, const char *p, Py_ssize_t n) {
 
 /* Raw bytes from the socket through the chunked framing. */
 static int feed(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out) {
-    Feeding f = {self, at, out};
+    Feeding f = {self, at, out, {NULL, NULL, NULL}};
     const char *why = NULL;
     int rc = chunked_feed(&self->chunked, p, n, on_data, on_tail, &f, &why);
-    if (rc == -1) {
-        PyErr_Format(parse_error, "invalid chunked body: %s", why);
-        return -1;
-    }
-    if (rc < 0) return -1;
     if (chunked_ended(&self->chunked)) self->complete = 1;
-    return 0;
+    if (rc < 0 || f.too_large[0] == NULL) {
+        Py_XDECREF(f.too_large[0]);
+        Py_XDECREF(f.too_large[1]);
+        Py_XDECREF(f.too_large[2]);
+        if (rc == -1) PyErr_Format(parse_error, "invalid chunked body: %s", why);
+        return rc < 0 ? -1 : 0;
+    }
+    PyErr_Restore(f.too_large[0], f.too_large[1], f.too_large[2]);
+    return -1;
 }
 
 static double now_s(clockid_t clock) {

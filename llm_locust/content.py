@@ -210,6 +210,22 @@ def check_trailers(response: Any) -> None:
         raise HTTPParseError(f"the response's trailers are over {limits}")
 
 
+def feed_parser(response: Any, data: bytes) -> None:
+    """``response.feed(data)`` (a body's bytes: the headers are complete), bounded as
+    :func:`check_trailers` says. Bytes after the end of the message are not the request's: the
+    parser's error on them (llhttp takes only a next response there) only marks the connection as
+    not to be reused (``llm_dirty``). Such an error is told by the headers no longer being complete:
+    only a next message's start resets them."""
+    try:
+        response.feed(data)
+    except HTTPParseError:
+        if not (response.message_complete or not response.headers_complete):
+            raise
+        response.message_complete = True  # the message did end; the rest is ignored
+        response.llm_dirty = True
+    check_trailers(response)
+
+
 def read_more(response: Any) -> bool:
     """One read of a geventhttpclient response's socket into its parser (the body's bytes go to
     ``response._body_buffer``); False when the body had already ended. Raises ``HTTPParseError``
@@ -221,8 +237,7 @@ def read_more(response: Any) -> bool:
         return False
     try:
         data = sock.recv(response.block_size)
-        response.feed(data)
-        check_trailers(response)
+        feed_parser(response, data)
     except BaseException:
         response.release()
         raise

@@ -34,7 +34,7 @@ from geventhttpclient.response import HTTPParseError
 
 from llm_locust import speedups
 from llm_locust.batching import ReadBatching
-from llm_locust.content import ContentDecoder, check_trailers, discard_rest
+from llm_locust.content import ContentDecoder, discard_rest, feed_parser
 from llm_locust.errors import ConfigError
 from llm_locust.rxclock import CMSG_SPACE, RxTimestampSocket, corrected, receive_ns
 from llm_locust.sse import MAX_EVENT_BYTES, SSEDecoder, line_too_large
@@ -145,8 +145,7 @@ def drain(response: Any) -> None:
 def _end_body(response: Any, body: Any) -> bool:
     """Give the response's own parser the terminal chunk and what followed it (trailers, the final
     CRLF: it judges them); True when the message is complete (the connection goes back to the pool)."""
-    response.feed(body.take_extra())
-    check_trailers(response)
+    feed_parser(response, body.take_extra())
     return bool(response.message_complete)
 
 
@@ -217,8 +216,7 @@ class _Stream(_Waited):
         at = corrected(time.perf_counter(), receive_ns(ancdata))
         self.last_at = at
         try:
-            self.response.feed(data)
-            check_trailers(self.response)
+            feed_parser(self.response, data)
             if not data and not self.response.message_complete:
                 raise HTTPParseError("connection closed before the end of the body")
             self.consume(at)
@@ -315,9 +313,11 @@ class _CompiledStream(_Waited):
     def notified(self, events: list[tuple[str, str, float]] | BaseException) -> None:
         """What a read brought that Python must see: events, the end of the body, or an error."""
         try:
-            if isinstance(events, BaseException):
-                raise events
             body = self.body
+            if isinstance(events, BaseException):
+                if body.complete:  # the parser's verdict on the tail comes first, as in the Python reactor
+                    _end_body(self.response, body)
+                raise events
             self.last_at = body.last_at
             # as the Python reactor, where the response's parser takes a whole read before its
             # events are handed over: broken trailers fail the stream before the read's events count

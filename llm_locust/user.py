@@ -384,7 +384,7 @@ class LLMUser(User):
                 self._drain(response)
             if category == OK and timer.text_events == 0:
                 category, detail = "empty", "stream ended without any generated text"
-        if category != OK:
+        if category != OK or getattr(response, "llm_dirty", False):  # dirty: bytes after the body
             self._drop_connection()
         rec = timer.finish(category, detail, done_at_s=done_at)
         rec = _with_stream_counts(rec, reading.usage_out, reading.usage_in)
