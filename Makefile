@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test check bench bench-scale bench-llama llama-server fuzz soak clean
 
-$(STAMP): pyproject.toml setup.py $(wildcard llm_locust/*.c llm_locust/*.h)
+$(STAMP): pyproject.toml setup.py $(wildcard llm_locust/_native/*.c llm_locust/_native/*.h)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

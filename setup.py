@@ -1,4 +1,4 @@
-"""The compiled hot paths (llm_locust/_speedups.c: stream body reader, HDR recording). Everything else is in pyproject.toml.
+"""The compiled hot paths (llm_locust/_native/_speedups.c: stream body reader, HDR recording). Everything else is in pyproject.toml.
 
 The extension is optional: without a C compiler the package installs and reads streams with the
 pure-Python reactor and histograms (a lower client capacity; README, "Scale out").
@@ -12,15 +12,15 @@ ext_modules = []
 if sys.platform.startswith("linux"):
     ext_modules.append(
         Extension(
-            "llm_locust._speedups",
+            "llm_locust._native._speedups",
             [
-                "llm_locust/_speedups.c",
-                "llm_locust/_events.c",
-                "llm_locust/_chunked.c",
-                "llm_locust/_plain_chunk.c",
-                "llm_locust/_hdr.c",
+                "llm_locust/_native/_speedups.c",
+                "llm_locust/_native/_events.c",
+                "llm_locust/_native/_chunked.c",
+                "llm_locust/_native/_plain_chunk.c",
+                "llm_locust/_native/_hdr.c",
             ],
-            depends=["llm_locust/_speedups.h"],
+            depends=["llm_locust/_native/_speedups.h"],
             optional=True,
             extra_compile_args=["-O2"],
         )

@@ -145,7 +145,7 @@ def sse_layer_cost_us() -> dict[str, float]:
     """µs per event of SSE framing alone: sseclient-py, our decoder, and a bare readline loop."""
     from sseclient import SSEClient
 
-    from llm_locust.sse import iter_events
+    from llm_locust.wire.sse import iter_events
 
     chunk = b'{"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" the"}}]}'
     n = 200_000
@@ -181,7 +181,11 @@ def sse_layer_cost_us() -> dict[str, float]:
             if raw.startswith(b"data:"):
                 clock()
 
-    return {"sseclient-py": timed(sseclient_py), "llm_locust.sse": timed(ours), "bare readline": timed(bare)}
+    return {
+        "sseclient-py": timed(sseclient_py),
+        "llm_locust.wire.sse": timed(ours),
+        "bare readline": timed(bare),
+    }
 
 
 def table(rows: list[dict[str, float]], per_user_column: bool) -> None:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import llama_cpp  # noqa: E402
 
-from llm_locust.report import format_levels  # noqa: E402
+from llm_locust.reports.summary import format_levels  # noqa: E402
 
 
 def main() -> int:

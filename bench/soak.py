@@ -60,8 +60,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from llm_locust.metrics.records import FAILURE_CATEGORIES  # noqa: E402
 from llm_locust.mock.server import FAULT_OUTCOMES, FAULTS  # noqa: E402
-from llm_locust.records import FAILURE_CATEGORIES  # noqa: E402
 
 #: the outside read of tick k happens this long after it, once every process has written its own
 READ_LAG_S = 1.0

@@ -55,22 +55,24 @@ from typing import Any
 import brotli
 
 _ALT = os.environ.get("LLM_LOCUST_FUZZ_SPEEDUPS")
-if _ALT:  # before llm_locust.speedups imports the installed build
-    _loader = importlib.machinery.ExtensionFileLoader("llm_locust._speedups", _ALT)
-    _spec = importlib.util.spec_from_file_location("llm_locust._speedups", _ALT, loader=_loader)
+if _ALT:  # before llm_locust._native.speedups imports the installed build
+    _loader = importlib.machinery.ExtensionFileLoader("llm_locust._native._speedups", _ALT)
+    _spec = importlib.util.spec_from_file_location("llm_locust._native._speedups", _ALT, loader=_loader)
     assert _spec is not None
     _module = importlib.util.module_from_spec(_spec)
-    sys.modules["llm_locust._speedups"] = _module
+    sys.modules["llm_locust._native._speedups"] = _module
     _loader.exec_module(_module)
 
 import orjson  # noqa: E402
 from geventhttpclient.response import HTTPParseError, HTTPSocketResponse  # noqa: E402
 
-from llm_locust import openai_chat, reactor, speedups  # noqa: E402
-from llm_locust.content import BodyLines, decoder_for  # noqa: E402
-from llm_locust.records import RequestTimer  # noqa: E402
-from llm_locust.sse import MAX_EVENT_BYTES, EventTooLarge, SSEDecoder, iter_events  # noqa: E402
-from llm_locust.user import _Reading  # noqa: E402
+from llm_locust._native import speedups  # noqa: E402
+from llm_locust.flavors import openai_chat  # noqa: E402
+from llm_locust.locust.user import _Reading  # noqa: E402
+from llm_locust.metrics.records import RequestTimer  # noqa: E402
+from llm_locust.wire import reactor  # noqa: E402
+from llm_locust.wire.content import BodyLines, decoder_for  # noqa: E402
+from llm_locust.wire.sse import MAX_EVENT_BYTES, EventTooLarge, SSEDecoder, iter_events  # noqa: E402
 
 STRICT = os.environ.get("LLM_LOCUST_FUZZ_STRICT") == "1"
 HEADER = 8

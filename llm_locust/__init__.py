@@ -12,22 +12,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from llm_locust.errors import ConfigError, LLMFailure
-    from llm_locust.plugin import install, set_level, state_of
-    from llm_locust.records import RequestRecord
-    from llm_locust.shape import LadderShape
-    from llm_locust.user import LLMUser
-    from llm_locust.workloads import seed_messages
+    from llm_locust.locust.plugin import install, set_level
+    from llm_locust.locust.shape import LadderShape
+    from llm_locust.locust.state import state_of
+    from llm_locust.locust.user import LLMUser
+    from llm_locust.metrics.records import RequestRecord
+    from llm_locust.workload.seed import seed_messages
 
 _EXPORTS = {
     "ConfigError": "llm_locust.errors",
     "LLMFailure": "llm_locust.errors",
-    "LLMUser": "llm_locust.user",
-    "LadderShape": "llm_locust.shape",
-    "RequestRecord": "llm_locust.records",
-    "install": "llm_locust.plugin",
-    "seed_messages": "llm_locust.workloads",
-    "set_level": "llm_locust.plugin",
-    "state_of": "llm_locust.plugin",
+    "LLMUser": "llm_locust.locust.user",
+    "LadderShape": "llm_locust.locust.shape",
+    "RequestRecord": "llm_locust.metrics.records",
+    "install": "llm_locust.locust.plugin",
+    "seed_messages": "llm_locust.workload.seed",
+    "set_level": "llm_locust.locust.plugin",
+    "state_of": "llm_locust.locust.state",
 }
 
 __all__ = [

@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 from llm_locust.mock.engine import ENGINES
 
@@ -105,14 +106,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _report(path: str, html_path: str | None) -> int:
     """``llm-locust report``: the end-of-run summary again, and the --llm-html page, from a JSON file."""
-    from llm_locust.compare import CompareError, load
-    from llm_locust.report import format_summary
+    from llm_locust.reports.compare import CompareError, load
+    from llm_locust.reports.summary import format_summary
 
     try:
         results = load(path).results
         print(format_summary(results))
         if html_path:
-            from llm_locust.html_report import write_html
+            from llm_locust.reports.html import write_html
 
             try:
                 write_html(html_path, results)
@@ -128,14 +129,47 @@ def _report(path: str, html_path: str | None) -> int:
     return 0
 
 
+def compare(
+    paths: Sequence[str],
+    names: str | None = None,
+    html_path: str | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """``llm-locust compare``: print the comparison, optionally write the HTML; 2 on a bad input."""
+    from llm_locust.reports.compare import CompareError, format_text, load_runs
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        runs = load_runs(paths, names)
+        print(format_text(runs), file=out)
+        if html_path:
+            from llm_locust.reports.compare_html import build_html
+
+            text = build_html(runs)
+            try:
+                directory = os.path.dirname(html_path)
+                if directory:
+                    os.makedirs(directory, exist_ok=True)
+                with open(html_path, "w", encoding="utf-8") as f:
+                    f.write(text)
+            except OSError as exc:
+                raise CompareError(f"cannot write --html {html_path}: {exc.strerror}") from None
+            print(f"HTML report: {html_path}", file=out)
+    except CompareError as exc:
+        print(f"llm-locust compare: error: {exc}", file=err)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "mock":
         return _mock(args)
     if args.command == "compare":
-        from llm_locust.compare import run
-
-        return run(args.files, args.names, args.html)
+        return compare(args.files, args.names, args.html)
     if args.command == "report":
         return _report(args.file, args.html)
     return _demo(args)

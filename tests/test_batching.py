@@ -1,4 +1,4 @@
-"""Read batching (llm_locust.batching): on only under load, off for good when tokens of one stream
+"""Read batching (llm_locust.wire.batching): on only under load, off for good when tokens of one stream
 arrive together or a stream has no kernel timestamps; timers keep their time; a batched read still
 stamps each token with its arrival."""
 
@@ -13,9 +13,10 @@ import gevent
 import gevent.event
 import pytest
 
-from llm_locust import batching, reactor, rxclock, speedups
+from llm_locust._native import speedups
+from llm_locust.wire import batching, reactor, rxclock
 
-pytestmark = pytest.mark.skipif(speedups.module() is None, reason="llm_locust._speedups is not built")
+pytestmark = pytest.mark.skipif(speedups.module() is None, reason="llm_locust._native._speedups is not built")
 
 
 @pytest.fixture

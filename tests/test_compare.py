@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from llm_locust import charts
-from llm_locust.aggregate import Aggregate
 from llm_locust.cli import main
-from llm_locust.records import RequestTimer
-from llm_locust.report import results
+from llm_locust.metrics.aggregate import Aggregate
+from llm_locust.metrics.records import RequestTimer
+from llm_locust.reports import charts
+from llm_locust.reports.summary import results
 
 
 class Clock:

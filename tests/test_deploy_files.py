@@ -10,7 +10,7 @@ import yaml
 from conftest import ROOT
 
 from llm_locust.cli import _parser as mock_cli_parser
-from llm_locust.options import add_arguments
+from llm_locust.locust.options import add_arguments
 
 DOCKER = ROOT / "docker"
 

@@ -9,8 +9,8 @@ from array import array
 import pytest
 from locust.stats import RequestStats
 
-from llm_locust.histogram import Histogram
-from llm_locust.plugin import log_many
+from llm_locust.locust.state import log_many
+from llm_locust.metrics.histogram import Histogram
 
 EDGES = [0.0, -1.0, 0.0004, 1.9, 2.049, 20.0, 1e6, 4e9]
 
@@ -23,7 +23,9 @@ def same(a: Histogram, b: Histogram) -> None:
 
 
 def test_the_compiled_recorder_is_in_use() -> None:
-    assert Histogram()._fast is not None, "llm_locust._speedups was not built: is a C compiler installed?"
+    assert Histogram()._fast is not None, (
+        "llm_locust._native._speedups was not built: is a C compiler installed?"
+    )
     assert Histogram(compiled=False)._fast is None
 
 

@@ -29,7 +29,7 @@ from fuzz.targets import Collect, Reading, compare, run_compiled, run_greenlet, 
 
 CORPUS = ROOT / "fuzz" / "corpus"
 HEAD = T._HEADS["chunked"] + b"\r\n"
-needs_c = pytest.mark.skipif(T.creader is None, reason="llm_locust._speedups is not built")
+needs_c = pytest.mark.skipif(T.creader is None, reason="llm_locust._native._speedups is not built")
 
 
 def corpus_inputs() -> list[tuple[str, Path]]:

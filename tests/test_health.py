@@ -6,7 +6,8 @@ import time
 
 import gevent
 
-from llm_locust.health import Health, warning
+from llm_locust.locust.health import Health
+from llm_locust.reports.summary import warning
 
 
 def test_a_blocked_loop_shows_as_lag() -> None:
@@ -61,7 +62,8 @@ def test_spawned_users_are_kept_out_of_the_collectors_walks() -> None:
 
     from locust.env import Environment
 
-    from llm_locust.plugin import _on_spawned, state_of
+    from llm_locust.locust.plugin import _on_spawned
+    from llm_locust.locust.state import state_of
 
     env = Environment()
     state = state_of(env)

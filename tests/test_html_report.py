@@ -12,11 +12,12 @@ import pytest
 from conftest import LOCUSTFILES, LocustRun, run_locust
 from test_metrics import make_record
 
-from llm_locust import html_report, report
-from llm_locust.aggregate import Aggregate
 from llm_locust.cli import start_mock_process
-from llm_locust.records import RequestTimer
-from llm_locust.timeseries import TimeSeries
+from llm_locust.metrics.aggregate import Aggregate
+from llm_locust.metrics.records import RequestTimer
+from llm_locust.metrics.timeseries import TimeSeries
+from llm_locust.reports import html as html_report
+from llm_locust.reports import summary as report
 
 SECRET = "sk-secret-xyz"
 

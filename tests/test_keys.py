@@ -1,4 +1,4 @@
-"""Where the API key may go (llm_locust.keys), decided without any server."""
+"""Where the API key may go (llm_locust.locust.keys), decided without any server."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from llm_locust.keys import (
+from llm_locust.locust.keys import (
     RESOLVED,
     SECRET_PLACEHOLDER,
     KeyBinding,

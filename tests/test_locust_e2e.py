@@ -11,7 +11,7 @@ from conftest import LOCUSTFILES, TEST_LOCUSTFILES, run_locust
 
 from llm_locust.mock.server import FAULT_OUTCOMES, FAULTS
 
-#: Every stream reader: the process-wide reactor with each body read by llm_locust._speedups (the
+#: Every stream reader: the process-wide reactor with each body read by llm_locust._native._speedups (the
 #: default on Linux) or parsed in Python, and one greenlet per stream (TLS connections).
 READERS = pytest.mark.parametrize("reader", ["compiled", "reactor", "greenlet"])
 

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from llm_locust.aggregate import Aggregate
-from llm_locust.histogram import Histogram
-from llm_locust.records import RequestTimer
+from llm_locust.metrics.aggregate import Aggregate
+from llm_locust.metrics.histogram import Histogram
+from llm_locust.metrics.records import RequestTimer
 
 
 class FakeClock:

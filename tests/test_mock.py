@@ -11,10 +11,10 @@ import orjson
 import pytest
 from geventhttpclient import HTTPClient
 
-from llm_locust import rxclock
 from llm_locust.mock.engine import Engine, Timing
 from llm_locust.mock.server import MockServer
-from llm_locust.tokenizer import load_tokenizer
+from llm_locust.wire import rxclock
+from llm_locust.workload.tokenizer import load_tokenizer
 
 
 def serve(engine: Engine) -> Iterator[str]:

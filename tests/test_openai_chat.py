@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from llm_locust.openai_chat import BadEvent, Delta, build_body, parse_chunk
+from llm_locust.flavors.openai_chat import BadEvent, Delta, build_body, parse_chunk
 
 
 def chunk(delta: dict[str, object] | None = None, finish: str | None = None, **extra: object) -> str:
@@ -91,7 +91,7 @@ def test_plain_content_fast_path_agrees_with_delta_of() -> None:
     """The fast path returns text exactly when delta_of would return Delta(content=text)."""
     import itertools
 
-    from llm_locust.openai_chat import delta_of, load, plain_content
+    from llm_locust.flavors.openai_chat import delta_of, load, plain_content
 
     deltas = [{}, {"content": "a"}, {"content": ""}, {"content": None}, {"content": 3},
               {"content": "a", "reasoning_content": "r"}, {"content": "a", "reasoning": ""},

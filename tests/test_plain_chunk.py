@@ -1,6 +1,6 @@
-"""The compiled reader takes the plain text chunks itself (llm_locust/_plain_chunk.c): exactly those
+"""The compiled reader takes the plain text chunks itself (llm_locust/_native/_plain_chunk.c): exactly those
 for which the Python path (orjson + openai_chat.plain_content) finds text, with the same text and
-the same timings as llm_locust.records.RequestTimer, and the other events in order."""
+the same timings as llm_locust.metrics.records.RequestTimer, and the other events in order."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
-from llm_locust import openai_chat, speedups
-from llm_locust.records import RequestTimer
+from llm_locust._native import speedups
+from llm_locust.flavors import openai_chat
+from llm_locust.metrics.records import RequestTimer
 
-pytestmark = pytest.mark.skipif(speedups.module() is None, reason="llm_locust._speedups is not built")
+pytestmark = pytest.mark.skipif(speedups.module() is None, reason="llm_locust._native._speedups is not built")
 
 # One chunk of each server we load-test, as they stream a token of text.
 REAL_CHUNKS = [
@@ -97,7 +98,7 @@ NOT_PLAIN = [
     b'{"choices":[{"delta":{"content":"x"}}],"created":1e9}',
     b'{"choices":[{"delta":{"content":"\xff"}}]}',  # invalid UTF-8: Python replaces it
     b'{"choices":[{"delta":{"content":7}}]}',
-    b'[DONE]',
+    b"[DONE]",
     b"",
 ]
 

@@ -12,7 +12,7 @@ from gevent.server import StreamServer
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError
 
-from llm_locust import reactor, rxclock
+from llm_locust.wire import reactor, rxclock
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -55,7 +55,7 @@ def server() -> Iterator[Callable[[Script], int]]:
 
 @pytest.fixture(autouse=True, params=["compiled", "reactor"])
 def body_reader(request: Any) -> Iterator[str]:
-    """Every test runs with bodies read by llm_locust._speedups and by the Python reactor."""
+    """Every test runs with bodies read by llm_locust._native._speedups and by the Python reactor."""
     reactor.choose_reader(request.param)
     yield request.param
     reactor.choose_reader("auto")
@@ -120,7 +120,7 @@ def test_events_split_anywhere_arrive_whole_and_in_order(server: Any, seed: int)
 
 
 def test_event_names_and_a_body_that_ends_without_done(server: Any) -> None:
-    body = chunked(b"event: error\ndata: {\"x\": 1}\n\n", b'data: {"y": 2}\n\n') + chunked(b"")
+    body = chunked(b'event: error\ndata: {"x": 1}\n\n', b'data: {"y": 2}\n\n') + chunked(b"")
     port = server(split_writer(body, 1))
     got, last = collect(open_response(port))
     assert [(n, d) for n, d, _at in got] == [("error", '{"x": 1}'), ("message", '{"y": 2}')]

@@ -12,12 +12,12 @@ from locust import events
 from locust.argument_parser import parse_options
 from locust.env import Environment
 
-from llm_locust import plugin
+from llm_locust.locust import plugin
+from llm_locust.locust.options import config_from_options
+from llm_locust.locust.state import state_of
+from llm_locust.locust.user import LLMUser
 from llm_locust.mock.engine import Engine, Timing
 from llm_locust.mock.server import MockServer
-from llm_locust.options import config_from_options
-from llm_locust.plugin import state_of
-from llm_locust.user import LLMUser
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The compiled body reader (llm_locust/_speedups.c) against the Python decoder it replaces.
+"""The compiled body reader (llm_locust/_native/_speedups.c) against the Python decoder it replaces.
 
 Every random body is chunked at random sizes, cut into reads at random offsets, and fed to the C
 reader; the Python reference (``sse.SSEDecoder``, line by line, each line stamped with the read
@@ -16,8 +16,9 @@ import gevent
 import pytest
 from geventhttpclient.response import HTTPParseError
 
-from llm_locust import rxclock, speedups
-from llm_locust.sse import SSEDecoder
+from llm_locust._native import speedups
+from llm_locust.wire import rxclock
+from llm_locust.wire.sse import SSEDecoder
 
 creader = speedups.module()
 
@@ -25,7 +26,7 @@ creader = speedups.module()
 def test_the_compiled_reader_is_built() -> None:
     # CI installs a C compiler; without one, pip installs the package without the extension and
     # the Python reactor reads the streams (LLM_LOCUST_READER=auto falls back to it).
-    assert creader is not None, "llm_locust._speedups was not built: is a C compiler installed?"
+    assert creader is not None, "llm_locust._native._speedups was not built: is a C compiler installed?"
 
 
 def body_of(rng: random.Random) -> bytes:
@@ -39,7 +40,7 @@ def body_of(rng: random.Random) -> bytes:
         elif kind == 4:
             pieces.append(b": comment " + str(i).encode() + eol)
         elif kind == 5:
-            pieces.append(b"event: error" + eol + b"data: {\"e\": %d}" % i + eol + eol)
+            pieces.append(b"event: error" + eol + b'data: {"e": %d}' % i + eol + eol)
         elif kind == 6:
             pieces.append(b"data:no-space" + eol + b"data" + eol + b"data:  two" + eol + eol)
         elif kind == 7:

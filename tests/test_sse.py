@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from llm_locust.sse import iter_events
+from llm_locust.wire.sse import iter_events
 
 
 class FakeBody:
@@ -147,7 +147,7 @@ def test_kernel_receive_time_corrects_for_loop_delay() -> None:
     """An event handled 50 ms after its bytes arrived is stamped with its arrival, not its handling."""
     import time as _time
 
-    from llm_locust import rxclock
+    from llm_locust.wire import rxclock
 
     sock = rxclock.create_tcp_socket(2, 1, 0)
     try:

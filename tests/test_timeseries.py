@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from llm_locust.aggregate import Aggregate
-from llm_locust.histogram import Histogram
-from llm_locust.timeseries import TimeSeries
+from llm_locust.metrics.aggregate import Aggregate
+from llm_locust.metrics.histogram import Histogram
+from llm_locust.metrics.timeseries import TimeSeries
 from tests.test_metrics import make_record
 
 
@@ -87,7 +87,7 @@ def test_reset_forgets_points() -> None:
 
 
 def test_a_long_run_keeps_a_bounded_evenly_spaced_series(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llm_locust import timeseries
+    from llm_locust.metrics import timeseries
 
     monkeypatch.setattr(timeseries, "MAX_POINTS", 100)
     ts = TimeSeries(bucket_s=2.0)

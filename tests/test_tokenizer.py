@@ -11,7 +11,7 @@ import pytest
 
 from llm_locust.errors import ConfigError
 from llm_locust.mock.engine import WORDS
-from llm_locust.tokenizer import load_tokenizer
+from llm_locust.workload.tokenizer import load_tokenizer
 
 
 def test_cl100k_base_loads_with_network_and_cache_blocked(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def test_cl100k_base_loads_with_network_and_cache_blocked(tmp_path: Path) -> Non
     script = textwrap.dedent(
         """
         import socket, requests
-        from llm_locust.tokenizer import load_tokenizer
+        from llm_locust.workload.tokenizer import load_tokenizer
         def no_network(*a, **k):
             raise OSError("network disabled by the test")
         socket.socket.connect = no_network
@@ -67,7 +67,7 @@ def test_counting_runs_off_the_event_loop() -> None:
 
     import gevent
 
-    from llm_locust.tokenizer import count_off_loop
+    from llm_locust.workload.tokenizer import count_off_loop
 
     tok = load_tokenizer("cl100k_base")
     text = "lorem ipsum dolor sit amet " * 40000

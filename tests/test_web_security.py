@@ -18,7 +18,7 @@ import pytest
 from capture import CaptureServer, start_capture_server
 from conftest import LOCUSTFILES, free_port, own_master_port
 
-from llm_locust.keys import SECRET_PLACEHOLDER
+from llm_locust.locust.keys import SECRET_PLACEHOLDER
 
 KEY = "sk-startup-key-123"
 SECRET = "TOP-SECRET-FILE-CONTENT-42"

@@ -30,8 +30,8 @@ import gevent.ssl
 import orjson
 from gevent.server import StreamServer
 
-from llm_locust import rxclock
 from llm_locust.mock.engine import WORDS, Engine, sleep_until
+from llm_locust.wire import rxclock
 
 #: fault -> what it does, and the outcome a client should report (llm-locust's categories).
 _FAULTS: dict[str, tuple[str, str]] = {
@@ -84,7 +84,7 @@ class _PromptCounter:
 
     def _load(self) -> None:
         try:
-            from llm_locust.tokenizer import load_tokenizer
+            from llm_locust.workload.tokenizer import load_tokenizer
 
             self._encode = load_tokenizer("cl100k_base").count
         finally:

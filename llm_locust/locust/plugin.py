@@ -1,0 +1,219 @@
+"""Locust integration: the listeners that configure a test, run it and report it at the end.
+
+Call :func:`install` once (defining an ``LLMUser`` subclass does it); it is safe to repeat. The
+per-environment state is :mod:`llm_locust.locust.state`; master/worker merging is
+:mod:`llm_locust.locust.distributed`.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import gevent
+from locust import events
+from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+
+from llm_locust.errors import ConfigError
+from llm_locust.locust import distributed, progress, webform, webui
+from llm_locust.locust.distributed import lost_workers
+from llm_locust.locust.keys import KeyBinding, resolve_for_test
+from llm_locust.locust.options import add_arguments, config_from_options
+from llm_locust.locust.state import LLMState, state_of
+from llm_locust.reports import summary as report
+from llm_locust.wire import reactor
+
+logger = logging.getLogger("llm_locust")
+
+_installed = False
+
+
+def install() -> None:
+    """Register llm-locust's options and listeners on Locust's global events (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    events.init_command_line_parser.add_listener(add_arguments)  # type: ignore[no-untyped-call]
+    events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+
+
+# -- listeners --------------------------------------------------------------------------------
+def _fail(environment: Any, message: str) -> None:
+    """A bad option: one line, then end the run with exit code 1 (headless) or stop the test and
+    keep the web UI up so the form can be corrected."""
+    logger.error("%s", message)
+    runner = environment.runner
+    if runner is None or isinstance(runner, WorkerRunner):
+        return
+    options = environment.parsed_options
+    if options is None or options.headless:
+        environment.process_exit_code = 1
+        gevent.spawn(runner.quit)
+    else:
+        gevent.spawn(runner.stop)
+
+
+def _on_init(environment: Any, **_kw: Any) -> None:
+    state = state_of(environment)
+    runner = environment.runner
+    options = environment.parsed_options
+    if options is not None:
+        state.key_binding = KeyBinding.at_startup(options.api_key, environment.host)
+        if getattr(options, "llm_master_bound_locally", False) and isinstance(runner, MasterRunner):
+            logger.info(
+                "--processes: the master port %s listens on %s only (options, the API key included, "
+                "travel over it in clear text); give --master-bind-host to change that",
+                options.master_bind_port,
+                options.master_bind_host,
+            )
+    if options is not None and not isinstance(runner, WorkerRunner) and options.headless:
+        try:
+            config_from_options(options, environment.host, state.key_binding)
+        except ConfigError as exc:
+            sys.stderr.write(f"llm-locust: error: {exc}\n")
+            sys.exit(1)
+
+    if options is not None and not isinstance(runner, MasterRunner):
+        state.preload_tokenizer(options.tokenizer or "cl100k_base")
+
+    if environment.web_ui is not None:
+        webform.install(environment, state)
+        webui.install(environment, state)
+
+    ev = environment.events
+    ev.test_start.add_listener(lambda environment, **kw: _on_test_start(state))
+    ev.reset_stats.add_listener(lambda **kw: state.reset())
+    ev.spawning_complete.add_listener(lambda user_count, **kw: _on_spawned(state, user_count))
+
+    distributed.listen(environment, state)
+    if not isinstance(runner, WorkerRunner):
+        ev.test_stop.add_listener(lambda environment, **kw: _mark_end(state))
+        ev.quit.add_listener(lambda exit_code, **kw: _on_quit(state))
+
+
+def _on_spawned(state: LLMState, user_count: int) -> None:
+    state.peak_users = max(state.peak_users, user_count)
+    if state.environment.reset_stats:  # Locust's --reset-stats resets without firing reset_stats
+        state.reset()
+    # The users, their connections and greenlets live for the whole run; left to the collector,
+    # every full collection walks them all and frees nothing: 60-130 ms stalls of the event loop
+    # at 2,000 users (measured), which hold every stream's reads (tokens arriving meanwhile are
+    # read together and their gaps lost). Frozen, they are skipped; what requests create is not.
+    gc.freeze()
+
+
+def _on_test_start(state: LLMState) -> None:
+    env = state.environment
+    if not isinstance(env.runner, WorkerRunner) and env.parsed_options is not None:
+        # the owner of the test decides where the key goes; the workers get its decision
+        binding = state.key_binding or KeyBinding.at_startup(env.parsed_options.api_key, env.host)
+        resolved = resolve_for_test(env.parsed_options, env.host, binding)
+        state.notes = [resolved.note] if resolved.note else []
+        for note in state.notes:
+            logger.warning("%s", note)
+    try:
+        reactor.choose_reader(os.environ.get("LLM_LOCUST_READER", "auto"))
+        config = config_from_options(env.parsed_options, env.host, state.key_binding)
+        if not config.model:
+            from llm_locust.locust.discovery import first_model
+
+            config = config.with_model(first_model(config))
+    except ConfigError as exc:
+        _fail(env, str(exc))
+        return
+    state.configure(config)
+    if state.started_at_wall_s is None:
+        state.started_at_wall_s = time.time()
+    state.ended_at_wall_s = None
+    options = env.parsed_options
+    headless_progress = options is not None and options.headless and not options.only_summary
+    if headless_progress and not isinstance(env.runner, WorkerRunner) and state.progress is None:
+        state.progress = gevent.spawn(progress.run, state)
+    if not isinstance(env.runner, MasterRunner):
+        state.health.start()
+    if not isinstance(env.runner, WorkerRunner) and state.sampler is None:
+        state.sampler = gevent.spawn(_sample_loop, state)
+
+
+def _mark_end(state: LLMState) -> None:
+    state.ended_at_wall_s = time.time()
+    state.health.stop()
+    if state.progress is not None:
+        state.progress.kill(block=False)
+        state.progress = None
+    if state.sampler is not None:
+        state.sampler.kill(block=False)
+        state.sampler = None
+        state.sample(last=True)  # the last point includes the workers' final reports
+
+
+def _sample_loop(state: LLMState) -> None:
+    """A point of the over-time series every bucket (spawned at test start, killed at test stop)."""
+    while True:
+        gevent.sleep(state.timeseries.bucket_s)
+        state.sample()
+
+
+def set_level(environment: Any, label: str) -> None:
+    """Tag requests sent from now on with a ladder level (called by the load shape on the master)."""
+    state = state_of(environment)
+    state.set_level(label)
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        for client in runner.clients.all:
+            runner.send_message("llm_level", {"level": label}, client_id=client.id)
+
+
+# -- end of run -------------------------------------------------------------------------------
+def _on_quit(state: LLMState) -> None:
+    if state.config is None:
+        return
+    if state.ended_at_wall_s is None:
+        state.ended_at_wall_s = time.time()
+    results = report.results(state.aggregate, _metadata(state), state.timeseries.to_json())
+    results["client"] = state.health.results(local=not isinstance(state.environment.runner, MasterRunner))
+    print(report.format_summary(results), flush=True)
+    config = state.config
+    try:
+        if config.llm_json:
+            report.write_json(config.llm_json, results)
+        if config.llm_csv:
+            report.write_csv(config.llm_csv, results)
+        if config.llm_html:
+            from llm_locust.reports import html as html_report
+
+            html_report.write_html(config.llm_html, results)
+    except OSError as exc:
+        logger.error("cannot write LLM report: %s", exc)
+
+
+def _metadata(state: LLMState) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    env = state.environment
+    runner = env.runner
+    config = state.require_config()
+    return {
+        "host": config.host,
+        "model": config.model,
+        "users": state.peak_users,
+        "workers": len(state.workers_seen) if isinstance(runner, MasterRunner) else None,
+        "workers_lost": lost_workers(state) if isinstance(runner, MasterRunner) else [],
+        "mode": "master"
+        if isinstance(runner, MasterRunner)
+        else "local"
+        if isinstance(runner, LocalRunner)
+        else "?",
+        "options": config.public(),
+        "user_classes": sorted(c.__name__ for c in env.user_classes),
+        "llm_locust_version": version("llm-locust"),
+        "locust_version": version("locust"),
+        "notes": list(state.notes),
+        "start_time": report.iso(state.started_at_wall_s),
+        "end_time": report.iso(state.ended_at_wall_s),
+    }

@@ -1,0 +1,191 @@
+"""Per-environment state of llm-locust (the run's config, aggregate, time series, client health,
+ladder level) and how one finished request is counted: our aggregate, Locust's request row and
+the metric rows."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import gevent
+from gevent.event import AsyncResult
+from locust.stats import bucket_response_time
+
+from llm_locust.errors import ConfigError, LLMFailure
+from llm_locust.flavors import openai_chat
+from llm_locust.locust.health import Health
+from llm_locust.locust.keys import KeyBinding
+from llm_locust.locust.options import RunConfig
+from llm_locust.metrics.aggregate import Aggregate
+from llm_locust.metrics.records import CANCELLED, RequestRecord
+from llm_locust.metrics.timeseries import TimeSeries
+from llm_locust.wire.urls import join_path
+from llm_locust.workload.tokenizer import Tokenizer, count_off_loop, load_off_loop
+
+logger = logging.getLogger("llm_locust")
+
+ROW_TYPE = "LLM"
+
+
+def state_of(environment: Any) -> LLMState:
+    state = getattr(environment, "llm_locust", None)
+    if state is None:
+        state = LLMState(environment)
+        environment.llm_locust = state
+    return state
+
+
+class LLMState:
+    """Per-environment state: the run's config, its aggregate, the ladder level."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self.config: RunConfig | None = None
+        self.key_binding: KeyBinding | None = None  # the start-up key and its host (llm_locust.locust.keys)
+        self.notes: list[str] = []  # said to the user about this test (the summary, the LLM tab)
+        self.aggregate = Aggregate()
+        self.timeseries = TimeSeries()
+        self.health = Health()
+        self.level: str | None = None
+        self.in_flight = 0
+        self.peak_users = 0
+        self.path = openai_chat.PATH
+        self.started_at_wall_s: float | None = None
+        self.ended_at_wall_s: float | None = None
+        self._tokenizer: AsyncResult | None = None
+        self._tokenizer_spec = ""
+        self._prompt_tokens: dict[str, int] = {}
+        self._usage_checks = 0
+        self.awaiting_final: set[str] = set()
+        self.workers_seen: set[str] = set()
+        self.workers_final: set[str] = set()
+        self.worker_in_flight: dict[str, int] = {}
+        self.progress: gevent.Greenlet | None = None
+        self.sampler: gevent.Greenlet | None = None
+
+    # -- configuration ---------------------------------------------------------------------
+    def require_config(self) -> RunConfig:
+        if self.config is None:
+            raise ConfigError("llm-locust is not configured: the test has not started")
+        return self.config
+
+    def preload_tokenizer(self, spec: str) -> None:
+        """Start loading a tokenizer in the thread pool (idempotent per spec)."""
+        if self._tokenizer is None or self._tokenizer_spec != spec:
+            self._tokenizer_spec = spec
+            self._tokenizer = AsyncResult()
+            gevent.spawn(self._load_tokenizer, spec, self._tokenizer)
+
+    def configure(self, config: RunConfig) -> None:
+        """Adopt the test's config. Waits (cooperatively) for the tokenizer before users start, since
+        loading it holds the GIL at times and would distort the first requests' timings."""
+        self.config = config
+        self.path = join_path(config.host, openai_chat.PATH)
+        self.preload_tokenizer(config.tokenizer)
+        self.tokenizer(wait=True)
+
+    @staticmethod
+    def _load_tokenizer(spec: str, result: AsyncResult) -> None:
+        try:
+            result.set(load_off_loop(spec))
+        except ConfigError as exc:
+            logger.error("%s; token counts fall back to server usage or event counts", exc)
+            result.set(None)
+
+    def in_flight_total(self) -> int:
+        """Requests in flight here, plus what each worker said in its latest report."""
+        return self.in_flight + sum(self.worker_in_flight.values())
+
+    def tokenizer(self, wait: bool) -> Tokenizer | None:
+        result = self._tokenizer
+        if result is None:
+            return None
+        if wait:
+            return result.get()  # type: ignore[no-any-return]
+        return result.value if result.ready() else None
+
+    def check_usage_now(self) -> bool:
+        """Whether to count a response the server already counted (usage), to check the two agree.
+        The first 100 such responses, then one in 20: the check is a diagnostic, and a thread-pool
+        hand-off per request was 15 % of the client's CPU at 512 streams."""
+        self._usage_checks += 1
+        return self._usage_checks <= 100 or self._usage_checks % 20 == 0
+
+    def prompt_tokens(self, tokenizer: Tokenizer, text: str) -> int:
+        """Client-side count of a prompt's text, cached (prompts repeat)."""
+        n = self._prompt_tokens.get(text)
+        if n is None:
+            n = count_off_loop(tokenizer, text)
+            if len(self._prompt_tokens) >= 1024:
+                self._prompt_tokens.clear()
+            self._prompt_tokens[text] = n
+        return n
+
+    def reset(self) -> None:
+        """Locust's stats reset: our numbers start over too."""
+        self.aggregate.reset()
+        self.timeseries.reset()
+        self.health.reset()
+
+    def set_level(self, label: Any) -> None:
+        """Tag the requests sent from now on with this ladder level."""
+        self.level = str(label)
+
+    def sample(self, last: bool = False) -> None:
+        runner: Any = self.environment.runner
+        users = runner.user_count if runner is not None else 0
+        self.timeseries.sample(time.time(), users, self.in_flight_total(), self.level, last=last)
+
+    # -- recording ---------------------------------------------------------------------------
+    def record(self, rec: RequestRecord) -> None:
+        """Count one finished request exactly once: our aggregate, Locust's request row, metric rows."""
+        self.aggregate.record(rec, self.level)
+        self.timeseries.record(rec)
+        if rec.outcome == CANCELLED:
+            return  # not a success, not a server failure: reported as 'cancelled' by our summary
+        env = self.environment
+        ok = rec.ok
+        env.events.request.fire(
+            request_type="POST",
+            name=self.path,
+            response_time=rec.e2e_ms if ok and rec.e2e_ms is not None else rec.elapsed_ms,
+            response_length=rec.output_tokens,
+            exception=None if ok else LLMFailure(rec.outcome, rec.detail),
+            context={},
+        )
+        if ok:
+            _log_metric_rows(env.stats, rec)
+
+
+def _log_metric_rows(stats: Any, rec: RequestRecord) -> None:
+    """Metric rows go straight into their entries, so they never count into 'Aggregated'."""
+    if rec.ttft_ms is not None:
+        stats.get("TTFT", ROW_TYPE).log(rec.ttft_ms, 0)
+    tpot = rec.tpot_ms
+    if tpot is not None:
+        stats.get("TPOT", ROW_TYPE).log(tpot, 0)
+    if rec.itl_ms:
+        log_many(stats.get("ITL", ROW_TYPE), rec.itl_ms)
+    if rec.e2e_ms is not None:
+        stats.get("E2E", ROW_TYPE).log(rec.e2e_ms, 0)
+
+
+def log_many(entry: Any, values_ms: Sequence[float]) -> None:
+    """``entry.log(v, 0)`` for every value, as one update: a stream's ITL gaps would otherwise cost
+    a full ``StatsEntry.log`` per token. The first value goes through ``log`` (it keeps Locust's
+    per-second bookkeeping and response-time cache); the rest are added the way ``log`` adds them."""
+    entry.log(values_ms[0], 0)
+    rest = values_ms[1:]
+    if not rest:
+        return
+    n = len(rest)
+    entry.num_requests += n
+    entry.num_reqs_per_sec[int(entry.last_request_timestamp)] += n
+    entry.total_response_time += sum(rest)
+    entry.min_response_time = min(entry.min_response_time, min(rest))
+    entry.max_response_time = max(entry.max_response_time, max(rest))
+    times = entry.response_times
+    for value in rest:
+        times[bucket_response_time(value)] += 1

@@ -1,0 +1,1 @@
+"""Pure metrics: per-request timing records, mergeable histograms, aggregates, the run over time."""

@@ -1,0 +1,1 @@
+"""Reports: pure functions of the results dict (summary, files, HTML, compare, charts)."""

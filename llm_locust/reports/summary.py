@@ -1,0 +1,285 @@
+"""End-of-run results: vLLM-keyed dict, terminal summary, JSON and CSV files."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+import os
+from typing import Any
+
+import orjson
+
+from llm_locust.metrics.aggregate import Aggregate
+from llm_locust.metrics.histogram import Histogram, finite
+from llm_locust.metrics.records import FAILURE_CATEGORIES
+
+#: (our histogram name, key stem in the JSON, label in the summary, unit), in the summary's order
+METRIC_ROWS: tuple[tuple[str, str, str, str], ...] = (
+    ("ttft", "ttft", "TTFT", "ms"),
+    ("tpot", "tpot", "TPOT", "ms"),
+    ("itl", "itl", "ITL", "ms"),
+    ("e2el", "e2el", "E2E latency", "ms"),
+    ("ttfb", "ttfb", "TTFB (headers)", "ms"),
+    ("ttfvt", "ttfvt", "TTFVT (visible)", "ms"),
+    ("tokens_per_s", "tokens_per_s", "Per-stream tok/s", "tok/s"),
+    ("decode_tokens_per_s", "decode_tokens_per_s", "Decode tok/s", "tok/s"),
+)
+_PCTS = (90.0, 95.0, 99.0)
+
+
+def iso(wall_s: float | None) -> str | None:
+    if wall_s is None:
+        return None
+    return dt.datetime.fromtimestamp(wall_s, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _metric_keys(stem: str, h: Histogram, unit_suffix: str) -> dict[str, Any]:
+    s = h.summary((50.0, *_PCTS))
+    out = {
+        f"mean_{stem}{unit_suffix}": finite(s.mean),
+        f"median_{stem}{unit_suffix}": finite(s.median),
+        f"std_{stem}{unit_suffix}": finite(s.std),
+        f"min_{stem}{unit_suffix}": finite(s.min),
+        f"max_{stem}{unit_suffix}": finite(s.max),
+    }
+    for p in _PCTS:
+        out[f"p{p:g}_{stem}{unit_suffix}"] = finite(s.percentiles[p])
+    out[f"count_{stem}"] = s.count
+    return out
+
+
+#: Distributions kept in the results for histogram charts: (histogram name, key in "histograms").
+_HISTOGRAMS: tuple[tuple[str, str], ...] = (
+    ("ttft", "ttft_ms"),
+    ("tpot", "tpot_ms"),
+    ("itl", "itl_ms"),
+    ("e2el", "e2el_ms"),
+    ("tokens_per_s", "tokens_per_s"),
+)
+
+
+def results(
+    agg: Aggregate, metadata: dict[str, Any], timeseries: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The run's results with vLLM's keys where vLLM has the metric, plus the distributions
+    (``histograms``: equal-width bins ``[low, high, count]``) and the over-time ``timeseries``."""
+    d = agg.duration_s
+    c = agg.counts
+    completed = c["completed"]
+    out_tokens = c["total_output_tokens"]
+    in_tokens = c["total_input_tokens"]
+    res: dict[str, Any] = {
+        "completed": completed,
+        "failed": agg.failed,
+        "failures": {k: agg.failures[k] for k in FAILURE_CATEGORIES if agg.failures[k]},
+        "cancelled": c["cancelled"],
+        "not_streamed": c["not_streamed"],
+        "duration": d,
+        "total_input_tokens": in_tokens,
+        "total_output_tokens": out_tokens,
+        "request_throughput": completed / d if d else 0.0,
+        "output_throughput": out_tokens / d if d else 0.0,
+        "total_token_throughput": (in_tokens + out_tokens) / d if d else 0.0,
+        "concurrency": agg.busy_s / d if d else 0.0,
+        "text_events": c["text_events"],
+    }
+    for name, stem, _label, unit in METRIC_ROWS:
+        res.update(_metric_keys(stem, agg.hist[name], "_ms" if unit == "ms" else ""))
+    compared = c["usage_compared"]
+    res["output_tokens_source"] = dict(agg.output_sources)
+    res["input_tokens_source"] = dict(agg.input_sources)
+    res["usage_vs_tokenizer"] = {
+        "compared": compared,
+        "disagreed": c["usage_disagreed"],
+        "disagreement_rate": c["usage_disagreed"] / compared if compared else 0.0,
+        "mean_abs_diff_tokens": c["usage_abs_diff"] / compared if compared else 0.0,
+    }
+    res["levels"] = [_level_row(label, sub) for label, sub in sorted(agg.levels.items(), key=_level_key)]
+    res["histograms"] = {key: [list(b) for b in agg.hist[name].bins()] for name, key in _HISTOGRAMS}
+    res["timeseries"] = timeseries or []
+    res["metadata"] = metadata
+    return res
+
+
+def _level_key(item: tuple[str, Aggregate]) -> tuple[float, str]:
+    try:
+        return (float(item[0]), item[0])
+    except ValueError:
+        return (math.inf, item[0])
+
+
+def _level_row(label: str, agg: Aggregate) -> dict[str, Any]:
+    d = agg.duration_s
+    tps = agg.hist["tokens_per_s"].summary((50.0, 99.0))
+    ttft = agg.hist["ttft"].summary((50.0, 99.0))
+    itl = agg.hist["itl"].summary((50.0, 99.0))
+    out_tokens = agg.counts["total_output_tokens"]
+    return {
+        "users": label,
+        "completed": agg.counts["completed"],
+        "failed": agg.failed,
+        "cancelled": agg.counts["cancelled"],
+        "duration": d,
+        "min_tokens_per_s": finite(tps.min),
+        "median_tokens_per_s": finite(tps.median),
+        "max_tokens_per_s": finite(tps.max),
+        "median_ttft_ms": finite(ttft.median),
+        "p99_ttft_ms": finite(ttft.percentiles[99.0]),
+        "mean_itl_ms": finite(itl.mean),
+        "median_itl_ms": finite(itl.median),
+        "p99_itl_ms": finite(itl.percentiles[99.0]),
+        "total_output_tokens": out_tokens,
+        "output_throughput": out_tokens / d if d else 0.0,
+    }
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def format_summary(res: dict[str, Any]) -> str:
+    meta = res.get("metadata", {})
+    w = 44
+    lines = [
+        "=" * 26 + " llm-locust results " + "=" * 26,
+        f"{'Host / model:':<{w}}{meta.get('host')}  {meta.get('model')}",
+        f"{'Peak users:':<{w}}{meta.get('users')}",
+        *(
+            [f"{'Workers lost (reports up to then kept):':<{w}}{', '.join(meta['workers_lost'])}"]
+            if meta.get("workers_lost")
+            else []
+        ),
+        f"{'Successful requests:':<{w}}{res['completed']}",
+        *_not_streamed_line(res, w),
+        f"{'Failed requests:':<{w}}{res['failed']}",
+    ]
+    lines += [f"{'  ' + cat + ':':<{w}}{n}" for cat, n in res["failures"].items()]
+    lines += [
+        f"{'Cancelled by the end of the test:':<{w}}{res['cancelled']}",
+        f"{'Duration (s):':<{w}}{res['duration']:.2f}",
+        f"{'Total input tokens:':<{w}}{res['total_input_tokens']}",
+        f"{'Total output tokens:':<{w}}{res['total_output_tokens']}",
+        f"{'Request throughput (req/s):':<{w}}{res['request_throughput']:.2f}",
+        f"{'Output token throughput (tok/s):':<{w}}{res['output_throughput']:.2f}",
+        f"{'Total token throughput (tok/s):':<{w}}{res['total_token_throughput']:.2f}",
+        f"{'Concurrency (mean requests in flight):':<{w}}{res['concurrency']:.2f}",
+        *_client_lines(res.get("client"), w),
+        f"{'Output tokens counted by:':<{w}}"
+        + (", ".join(f"{k} {v}" for k, v in res["output_tokens_source"].items()) or "-"),
+    ]
+    uvt = res["usage_vs_tokenizer"]
+    if uvt["compared"]:
+        lines.append(
+            f"{'Usage vs tokenizer disagreed:':<{w}}{uvt['disagreed']}/{uvt['compared']} requests"
+            f" (mean |diff| {uvt['mean_abs_diff_tokens']:.1f} tokens)"
+        )
+    if res.get("not_streamed"):
+        lines.append(
+            f"WARNING: {res['not_streamed']} successful requests were answered with one JSON body, not a "
+            'stream (the server ignored "stream": true): their TTFT equals their E2E latency and '
+            "they have no ITL or TPOT"
+        )
+    lines += [f"NOTE: {note}" for note in meta.get("notes", [])]
+    if meta.get("options", {}).get("insecure"):
+        lines.append("WARNING: TLS certificates were not verified (--insecure)")
+    head = f"{'metric':<20}{'mean':>10}{'median':>10}{'p90':>10}{'p95':>10}{'p99':>10}{'min':>10}{'max':>10}"
+    lines += ["-" * 72, head]
+    for _name, stem, label, unit in METRIC_ROWS:
+        sfx = "_ms" if unit == "ms" else ""
+        if not res[f"count_{stem}"]:
+            continue
+        vals = [res[f"{k}_{stem}{sfx}"] for k in ("mean", "median", "p90", "p95", "p99", "min", "max")]
+        lines.append(f"{label + ' (' + unit + ')':<20}" + "".join(f"{_fmt(v):>10}" for v in vals))
+    if res["levels"]:
+        lines += ["", format_levels(res["levels"])]
+    lines.append("=" * 72)
+    return "\n".join(lines)
+
+
+def _not_streamed_line(res: dict[str, Any], w: int) -> list[str]:
+    n = res.get("not_streamed")
+    return [f"{'  of which not streamed (one JSON body):':<{w}}{n}"] if n else []
+
+
+def _client_lines(client: dict[str, Any] | None, w: int) -> list[str]:
+    """The load generator's own health (see llm_locust.locust.health), and a warning when it was busy."""
+    if not client:
+        return []
+    lag = client["loop_lag_ms"]
+    lines = []
+    if lag["count"]:
+        lines.append(f"{'Client event-loop lag p50/p99/max (ms):':<{w}}{lag['p50']:.2f} / {lag['p99']:.2f} / "
+                     f"{lag['max']:.2f}")  # fmt: skip
+    if client["cpu_share_max"] is not None:
+        lines.append(f"{'Client CPU (busiest process, of a core):':<{w}}{client['cpu_share_max']:.0%}")
+    readers = client.get("readers")
+    if readers:
+        text = " · ".join(f"{name} {n:,}" for name, n in readers.items())
+        lines.append(f"{'Responses read by (reader, count):':<{w}}{text}")
+    note = warning(client)
+    return [*lines, note] if note else lines
+
+
+def format_levels(levels: list[dict[str, Any]]) -> str:
+    """The seed benchmark's comparison: one row per number of users."""
+    head = (
+        f"{'users':>6}{'ok':>7}{'fail':>6}{'cut':>5}  {'per-stream tok/s min/median/max':<32}"
+        f"{'TTFT p50':>10}{'TTFT p99':>10}{'aggregate tok/s':>17}"
+    )
+    lines = ["Per level (requests grouped by the number of users when they were sent)", head]
+    for r in levels:
+        tps = " / ".join(_fmt(r[f"{k}_tokens_per_s"], 1) for k in ("min", "median", "max"))
+        ttft = f"{_fmt(r['median_ttft_ms'], 1):>10}{_fmt(r['p99_ttft_ms'], 1):>10}"
+        lines.append(
+            f"{r['users']:>6}{r['completed']:>7}{r['failed']:>6}{r['cancelled']:>5}  {tps:<32}"
+            f"{ttft}{_fmt(r['output_throughput'], 1):>17}"
+        )
+    return "\n".join(lines)
+
+
+def write_json(path: str, res: dict[str, Any]) -> None:
+    _ensure_dir(path)
+    with open(path, "wb") as f:
+        f.write(orjson.dumps(res, option=orjson.OPT_INDENT_2))
+
+
+def write_csv(path: str, res: dict[str, Any]) -> None:
+    """One row per metric: count, mean, median, std, min, max, p90, p95, p99."""
+    _ensure_dir(path)
+    cols = ("count", "mean", "median", "std", "min", "max", "p90", "p95", "p99")
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(("metric", "unit", *cols))
+        for _name, stem, _label, unit in METRIC_ROWS:
+            sfx = "_ms" if unit == "ms" else ""
+            row = [res[f"count_{stem}"]] + [res[f"{k}_{stem}{sfx}"] for k in cols[1:]]
+            writer.writerow((stem, unit, *("" if v is None else v for v in row)))
+
+
+def _ensure_dir(path: str) -> None:
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+
+
+#: The client-health thresholds of the summary's warning (llm_locust.locust.health measures).
+LAG_P99_WARN_MS = 10.0
+CPU_SHARE_WARN = 0.85
+
+
+def warning(client: dict[str, Any]) -> str | None:
+    """One line when the client may have measured itself, else None."""
+    lag = client.get("loop_lag_ms", {}).get("p99")
+    cpu = client.get("cpu_share_max")
+    reasons = []
+    if lag is not None and lag > LAG_P99_WARN_MS:
+        reasons.append(f"event-loop lag p99 {lag:.1f} ms > {LAG_P99_WARN_MS:g} ms")
+    if cpu is not None and cpu > CPU_SHARE_WARN:
+        reasons.append(f"a process used {cpu:.0%} of a core")
+    if not reasons:
+        return None
+    return (
+        "WARNING: the load generator was busy (" + "; ".join(reasons) + "): latencies include its own "
+        "delay. Add worker processes (--processes) or hosts."
+    )

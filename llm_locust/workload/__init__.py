@@ -1,0 +1,1 @@
+"""What requests send: prompts and datasets, tokenizers."""
