@@ -18,7 +18,7 @@ The readers and their references:
     parser), the greenlet reader of TLS connections (``content.BodyLines`` + ``sse.iter_events``)
     and the compiled reader (``_speedups.Body`` driven as ``reactor._CompiledStream`` and
     ``Body.pump`` do), fed the same reads with the same arrival stamps. With the ``reading``
-    consumer (the real ``user._Reading``, the compiled body recording the plain text chunks
+    consumer (the real ``exchange._Reading``, the compiled body recording the plain text chunks
     itself) the timings, text, finish reason and usage are compared too.
 ``plain``
     ``_plain_chunk.c`` (through a recording ``Body``) against ``orjson`` +
@@ -68,7 +68,8 @@ from geventhttpclient.response import HTTPParseError, HTTPSocketResponse  # noqa
 
 from llm_locust._native import speedups  # noqa: E402
 from llm_locust.flavors import openai_chat  # noqa: E402
-from llm_locust.locust.user import _Reading  # noqa: E402
+from llm_locust.flavors.openai_chat import FLAVOR as CHAT  # noqa: E402
+from llm_locust.locust.exchange import _Reading  # noqa: E402
 from llm_locust.metrics.records import RequestTimer  # noqa: E402
 from llm_locust.wire import reactor  # noqa: E402
 from llm_locust.wire.content import BodyLines, decoder_for  # noqa: E402
@@ -254,12 +255,12 @@ class Collect:
 
 
 class Reading:
-    """The real consumer of a stream (``user._Reading`` and its ``RequestTimer``); with a
+    """The real consumer of a stream (``exchange._Reading`` and its ``RequestTimer``); with a
     compiled ``body`` the body records the text events, as in ``user._read_stream``."""
 
     def __init__(self, body: Any = None) -> None:
         self.timer = RequestTimer(lambda: 0.0)
-        self.reading = _Reading(self.timer, body)
+        self.reading = _Reading(self.timer, CHAT, body)
         self.read = 0
         self.dispatched: list[int] = []
 

@@ -48,7 +48,7 @@ def user() -> Iterator[Any]:
 def test_time_before_the_request_is_written_is_not_ttft(user: Any) -> None:
     first = user.chat()  # opens the connection
     assert first.ok and first.ttft_ms == pytest.approx(50, abs=5)
-    pool = user._client()._connection_pool
+    pool = user._connection(user._llm.require_config()).http()._connection_pool
     taken = pool.get_socket
 
     def slow_pool() -> Any:

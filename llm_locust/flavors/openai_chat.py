@@ -1,54 +1,48 @@
-"""OpenAI-compatible ``/v1/chat/completions``: request bodies and streamed chunk decoding."""
+"""OpenAI-compatible ``/v1/chat/completions`` (vLLM, SGLang, llama.cpp, Ollama's ``/v1``, TGI, hosted
+APIs): request bodies and streamed chunk decoding.
+
+The chunk that carries one piece of text is nearly every event; :func:`plain_content` recognises it
+without building a :class:`Delta`, and the compiled reader recognises it in C (``plain_scanner``).
+"""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
+from llm_locust.flavors.base import (
+    EMPTY,
+    JSON_HEADERS,
+    BadEvent,
+    Completion,
+    Delta,
+    Request,
+    RequestOptions,
+    Sample,
+    ServerTimings,
+    bearer,
+    count,
+    load_json,
+)
+
 PATH = "/v1/chat/completions"
-
-
-class BadEvent(ValueError):
-    """A streamed event that is not JSON or not a chat-completion chunk."""
-
-
-class Delta(NamedTuple):
-    """What one streamed chunk carried. Empty strings mean "nothing of that kind".
-
-    A NamedTuple rather than a frozen dataclass: one is built per streamed token, and a frozen
-    dataclass's ``__init__`` costs several times more."""
-
-    content: str = ""
-    reasoning: str = ""
-    finish_reason: str | None = None
-    completion_tokens: int | None = None
-    prompt_tokens: int | None = None
-    error: str | None = None
-    #: llama.cpp's non-standard ``timings`` object (prompt_n, prompt_ms, predicted_n, predicted_ms)
-    timings: dict[str, Any] | None = None
-
-
-_EMPTY = Delta()
-
+MODELS_PATH = "/v1/models"
 #: Media types of a streamed answer (the ``Content-Type`` of a 2xx response, without parameters).
 STREAM_CONTENT_TYPES = ("text/event-stream",)
+DONE_DATA = "[DONE]"
 
+__all__ = ["FLAVOR", "BadEvent", "Delta", "build_body", "delta_of", "load", "parse_chunk", "plain_content"]
 
-class Completion(NamedTuple):
-    """A whole chat completion: what a server that ignores ``"stream": true`` answers."""
-
-    content: str
-    reasoning: str
-    finish_reason: str | None
-    completion_tokens: int | None
-    prompt_tokens: int | None
+_EMPTY = EMPTY
+_DONE_DELTA = Delta(done=True)
 
 
 def build_body(
     *,
     model: str,
-    messages: list[dict[str, str]],
+    messages: Any,
     max_tokens: int | None,
     temperature: float | None,
     ignore_eos: bool,
@@ -70,7 +64,7 @@ def build_body(
     return orjson.dumps(body)
 
 
-def _error_text(error: Any) -> str:
+def error_text(error: Any) -> str:
     if isinstance(error, dict):
         msg = error.get("message") or error.get("msg") or orjson.dumps(error).decode()
         return str(msg)
@@ -87,10 +81,7 @@ def parse_chunk(data: str) -> Delta:
 
 def load(data: str) -> Any:
     """The JSON of one ``data:`` payload; :class:`BadEvent` if it is not JSON."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise BadEvent(f"invalid JSON in event: {data[:80]!r}") from exc
+    return load_json(data)
 
 
 def plain_content(obj: Any) -> str | None:
@@ -123,7 +114,7 @@ def delta_of(obj: Any, data: str) -> Delta:
     if not isinstance(obj, dict):
         raise BadEvent(f"event is not a JSON object: {data[:80]!r}")
     if obj.get("error"):
-        return Delta(error=_error_text(obj["error"]))
+        return Delta(error=error_text(obj["error"]))
     if obj.get("object") == "error":  # vLLM's in-stream error shape
         return Delta(error=str(obj.get("message", data[:200])))
     choices = obj.get("choices")
@@ -179,10 +170,81 @@ def completion_of(obj: Any) -> Completion | None:
     usage = obj.get("usage")
     out = inp = None
     if isinstance(usage, dict):
-        out, inp = _count(usage.get("completion_tokens")), _count(usage.get("prompt_tokens"))
+        out, inp = count(usage.get("completion_tokens")), count(usage.get("prompt_tokens"))
     finish = choices[0].get("finish_reason")
     return Completion(content, reasoning, finish if isinstance(finish, str) else None, out, inp)
 
 
-def _count(value: Any) -> int | None:
-    return value if type(value) is int and value >= 0 else None
+def llama_cpp_timings(raw: Mapping[str, Any]) -> ServerTimings | None:
+    """llama.cpp's ``timings`` (``prompt_n``, ``prompt_ms``, ``predicted_n``, ``predicted_ms``)."""
+
+    def number(key: str) -> float | None:
+        value = raw.get(key)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    prompt_n, predicted_n = number("prompt_n"), number("predicted_n")
+    timings = ServerTimings(
+        prefill_ms=number("prompt_ms"),
+        decode_ms=number("predicted_ms"),
+        decode_tokens=int(predicted_n) if predicted_n is not None else None,
+        prompt_tokens=int(prompt_n) if prompt_n is not None else None,
+    )
+    return None if timings == ServerTimings() else timings
+
+
+def openai_models(obj: Any) -> list[str]:
+    """The ids of an OpenAI-style model list (``{"data": [{"id": ...}, ...]}``)."""
+    data = obj.get("data") if isinstance(obj, dict) else None
+    if not isinstance(data, list):
+        return []
+    return [str(m["id"]) for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+
+class OpenAIChat:
+    """The ``openai-chat`` flavor."""
+
+    name = "openai-chat"
+    path = PATH
+    models_path = MODELS_PATH
+    framing = "sse"
+    stream_media_types = STREAM_CONTENT_TYPES
+    plain_scanner: str | None = "openai-chat"
+    end_marker = "[DONE] or finish_reason"
+
+    def request(self, sample: Sample, options: RequestOptions) -> Request:
+        body = build_body(
+            model=options.model,
+            messages=list(sample.messages),
+            max_tokens=sample.max_tokens,
+            temperature=options.temperature,
+            ignore_eos=options.ignore_eos,
+            extra_body=dict(sample.extra_body),
+        )
+        headers = {**JSON_HEADERS, "Accept": "text/event-stream", **bearer(options.api_key)}
+        return Request(PATH, headers, body)
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return bearer(api_key)
+
+    def decode(self, name: str, data: str) -> Delta:
+        if data == DONE_DATA:
+            return _DONE_DELTA
+        if name == "error":
+            return Delta(error=data[:200])
+        obj = load_json(data)
+        content = plain_content(obj)
+        if content is not None:
+            return Delta(content=content)
+        return delta_of(obj, data)
+
+    def whole(self, obj: Any) -> Completion | None:
+        return completion_of(obj)
+
+    def models(self, obj: Any) -> list[str]:
+        return openai_models(obj)
+
+    def server_timings(self, raw: Mapping[str, Any]) -> ServerTimings | None:
+        return llama_cpp_timings(raw)
+
+
+FLAVOR = OpenAIChat()

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from llm_locust.errors import ConfigError
+from llm_locust.flavors import API_CHOICES, AUTO
 from llm_locust.locust.keys import KeyBinding, key_of
 
 DEFAULT_FAIL_BACKOFF_S = 0.1
@@ -64,7 +65,12 @@ def _local_master_port(parse_args: Any) -> Any:
 
 
 def add_arguments(parser: Any) -> None:
-    """Add our options to Locust's parser (``events.init_command_line_parser``)."""
+    """Add our options to Locust's parser (``events.init_command_line_parser``).
+
+    Prefix matching is turned off (argparse takes ``--api ollama-chat`` as ``--api-key`` when no
+    ``--api`` exists, and ``--max-tok`` as ``--max-tokens``): a misspelt option is refused, not
+    silently taken for another."""
+    parser.allow_abbrev = False
     parser.parse_args = _local_master_port(parser.parse_args)
 
     # Locust's own add_argument (not an argument group's) knows include_in_web_ui / is_secret.
@@ -72,7 +78,14 @@ def add_arguments(parser: Any) -> None:
         env = "LOCUST_" + name.lstrip("-").replace("-", "_").upper()
         parser.add_argument(name, env_var=env, include_in_web_ui=name not in STARTUP_ONLY, **kw)
 
-    opt("--model", default="", help="Model name; default: the first id from GET {host}/v1/models")
+    opt(
+        "--api",
+        default=AUTO,
+        choices=API_CHOICES,
+        help="The server's API (default auto: from the host's path and what the server lists; the "
+        "summary says which)",
+    )
+    opt("--model", default="", help="Model name; default: the first model the server lists")
     opt("--max-tokens", type=int, default=256, help="max_tokens of each request (default 256)")
     opt(
         "--ignore-eos",
@@ -129,6 +142,7 @@ class RunConfig:
     """Everything a request needs, resolved once per test."""
 
     host: str
+    api: str  # a name of llm_locust.flavors.FLAVORS, or "auto" until the test's start decided
     model: str
     max_tokens: int | None
     ignore_eos: bool
@@ -154,10 +168,14 @@ class RunConfig:
     def with_model(self, model: str) -> RunConfig:
         return dataclasses.replace(self, model=model)
 
+    def with_api(self, api: str, model: str) -> RunConfig:
+        return dataclasses.replace(self, api=api, model=model)
+
     def public(self) -> dict[str, Any]:
         """Options for reports: everything but secrets."""
         return {
             "host": self.host,
+            "api": self.api,
             "model": self.model,
             "max_tokens": self.max_tokens,
             "ignore_eos": self.ignore_eos,
@@ -248,8 +266,12 @@ def config_from_options(options: Any, host: str | None, binding: KeyBinding | No
     from llm_locust.workload.tokenizer import check_spec
 
     check_spec(options.tokenizer or "cl100k_base")
+    api = getattr(options, "api", AUTO) or AUTO
+    if api not in API_CHOICES:
+        raise ConfigError(f"--api {api!r} is unknown; choose one of {', '.join(API_CHOICES)}")
     return RunConfig(
         host=_check_host(host),
+        api=api,
         model=options.model,
         max_tokens=max_tokens,
         ignore_eos=bool(options.ignore_eos),

@@ -19,6 +19,7 @@ from locust import events
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from llm_locust.errors import ConfigError
+from llm_locust.flavors import AUTO
 from llm_locust.locust import distributed, progress, webform, webui
 from llm_locust.locust.distributed import lost_workers
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
@@ -119,14 +120,21 @@ def _on_test_start(state: LLMState) -> None:
     try:
         reactor.choose_reader(os.environ.get("LLM_LOCUST_READER", "auto"))
         config = config_from_options(env.parsed_options, env.host, state.key_binding)
-        if not config.model:
-            from llm_locust.locust.discovery import first_model
+        detected_by = getattr(env.parsed_options, "llm_api_detected_by", "") or "--api"
+        if config.api == AUTO or not config.model:
+            from llm_locust.locust.detect import discover
 
-            config = config.with_model(first_model(config))
+            found = discover(config)
+            config, detected_by = config.with_api(found.api, found.model), found.detected_by
+            if not isinstance(env.runner, WorkerRunner):
+                # the owner decides once; its workers get the decision with the options
+                env.parsed_options.api = found.api
+                env.parsed_options.model = found.model
+                env.parsed_options.llm_api_detected_by = found.detected_by
     except ConfigError as exc:
         _fail(env, str(exc))
         return
-    state.configure(config)
+    state.configure(config, detected_by)
     if state.started_at_wall_s is None:
         state.started_at_wall_s = time.time()
     state.ended_at_wall_s = None
@@ -209,6 +217,8 @@ def _metadata(state: LLMState) -> dict[str, Any]:
         else "local"
         if isinstance(runner, LocalRunner)
         else "?",
+        "api": config.api,
+        "api_detected_by": state.api_detected_by,
         "options": config.public(),
         "user_classes": sorted(c.__name__ for c in env.user_classes),
         "llm_locust_version": version("llm-locust"),

@@ -14,7 +14,8 @@ from gevent.event import AsyncResult
 from locust.stats import bucket_response_time
 
 from llm_locust.errors import ConfigError, LLMFailure
-from llm_locust.flavors import openai_chat
+from llm_locust.flavors import AUTO, flavor, openai_chat
+from llm_locust.flavors.base import Flavor, RequestOptions
 from llm_locust.locust.health import Health
 from llm_locust.locust.keys import KeyBinding
 from llm_locust.locust.options import RunConfig
@@ -51,6 +52,9 @@ class LLMState:
         self.level: str | None = None
         self.in_flight = 0
         self.peak_users = 0
+        self.flavor: Flavor | None = None  # the test's API flavor, decided at its start
+        self.api_detected_by = ""  # how (for the summary)
+        self.request_options = RequestOptions(model="")
         self.path = openai_chat.PATH
         self.started_at_wall_s: float | None = None
         self.ended_at_wall_s: float | None = None
@@ -78,11 +82,28 @@ class LLMState:
             self._tokenizer = AsyncResult()
             gevent.spawn(self._load_tokenizer, spec, self._tokenizer)
 
-    def configure(self, config: RunConfig) -> None:
-        """Adopt the test's config. Waits (cooperatively) for the tokenizer before users start, since
-        loading it holds the GIL at times and would distort the first requests' timings."""
+    def require_flavor(self) -> Flavor:
+        if self.flavor is None:
+            raise ConfigError("llm-locust is not configured: the test has not started")
+        return self.flavor
+
+    def configure(self, config: RunConfig, detected_by: str = "--api") -> None:
+        """Adopt the test's config (its ``api`` decided). Waits (cooperatively) for the tokenizer
+        before users start, since loading it holds the GIL at times and would distort the first
+        requests' timings."""
+        if config.api == AUTO:  # not decided at a test start (a User driven directly): the default
+            config, detected_by = config.with_api("openai-chat", config.model), "default"
+        chosen = flavor(config.api)
         self.config = config
-        self.path = join_path(config.host, openai_chat.PATH)
+        self.flavor = chosen
+        self.api_detected_by = detected_by
+        self.request_options = RequestOptions(
+            model=config.model,
+            temperature=config.temperature,
+            ignore_eos=config.ignore_eos,
+            api_key=config.api_key,
+        )
+        self.path = join_path(config.host, chosen.path)
         self.preload_tokenizer(config.tokenizer)
         self.tokenizer(wait=True)
 

@@ -47,6 +47,32 @@ FAILURE_MEANINGS: dict[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
+class ServerTimings:
+    """What the server says about its own timing of one request (llama.cpp's ``timings``, Ollama's
+    durations), in our units. None where the server does not say."""
+
+    prefill_ms: float | None = None  # processing the prompt
+    decode_ms: float | None = None  # generating the output tokens after the first
+    decode_tokens: int | None = None  # the tokens those decode_ms produced
+    prompt_tokens: int | None = None
+    total_ms: float | None = None  # the server's whole request (Ollama: total_duration)
+    load_ms: float | None = None  # loading the model first (Ollama: load_duration)
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        if not self.decode_ms or not self.decode_tokens:
+            return None
+        return self.decode_tokens / (self.decode_ms / 1000.0)
+
+    @property
+    def time_per_token_ms(self) -> float | None:
+        """The server's decode time per output token (the server's own TPOT)."""
+        if not self.decode_ms or not self.decode_tokens:
+            return None
+        return self.decode_ms / self.decode_tokens
+
+
+@dataclass(frozen=True, slots=True)
 class RequestRecord:
     """What one completion request measured.
 
@@ -74,6 +100,8 @@ class RequestRecord:
     server_timings: dict[str, Any] | None = field(default=None, repr=False)
     #: False for a whole JSON answer to a streaming request: one event, TTFT = E2E, no ITL or TPOT
     streamed: bool = True
+    #: the server's own timings, in our units, where its API reports them (see ServerTimings)
+    server: ServerTimings | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,6 +130,29 @@ class RequestRecord:
     def decode_tokens_per_s(self) -> float | None:
         tpot = self.tpot_ms
         return 1000.0 / tpot if tpot else None
+
+    # -- server-side figures, beside ours -----------------------------------------------------
+    @property
+    def server_prefill_ms(self) -> float | None:
+        return self.server.prefill_ms if self.server is not None else None
+
+    @property
+    def server_decode_tokens_per_s(self) -> float | None:
+        return self.server.decode_tokens_per_s if self.server is not None else None
+
+    @property
+    def client_ttft_share_ms(self) -> float | None:
+        """TTFT minus the server's prefill: the client's and the network's share (and queueing the
+        server does not count as prefill)."""
+        prefill = self.server_prefill_ms
+        return None if prefill is None or self.ttft_ms is None else self.ttft_ms - prefill
+
+    @property
+    def client_tpot_share_ms(self) -> float | None:
+        """TPOT minus the server's own time per output token."""
+        server = self.server.time_per_token_ms if self.server is not None else None
+        tpot = self.tpot_ms
+        return None if server is None or tpot is None else tpot - server
 
 
 class RequestTimer:

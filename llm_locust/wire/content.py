@@ -139,11 +139,14 @@ class BodyLines:
     block) and decodes one bounded piece at a time, so memory stays within a few MiB.
     """
 
-    __slots__ = ("_decoder", "_lines", "_pieces", "_response")
+    __slots__ = ("_decoder", "_lines", "_pieces", "_response", "_tail")
 
-    def __init__(self, response: Any, decoder: ContentDecoder | None = None) -> None:
+    def __init__(self, response: Any, decoder: ContentDecoder | None = None, tail: bool = False) -> None:
+        """``tail``: hand over a last line without its separator at the end of the body (NDJSON)
+        instead of dropping it (SSE, as geventhttpclient's readline does)."""
         self._response = response
         self._decoder = decoder
+        self._tail = tail
         self._pieces: Iterator[bytes] = iter(())  # decoded pieces of the last read, made lazily
         self._lines = bytearray()  # decoded bytes not yet returned
 
@@ -163,8 +166,9 @@ class BodyLines:
                 raise line_too_large()
             start = max(len(lines) - len(sep) + 1, 0)
             if not self._fill():
+                line = bytes(lines) if self._tail else b""
                 lines.clear()  # like geventhttpclient: a last line without its separator is dropped
-                return b""
+                return line
 
     def _fill(self) -> bool:
         """Add the next piece of the body to the lines (reading the socket once when nothing is

@@ -36,6 +36,7 @@ from llm_locust._native import speedups
 from llm_locust.errors import ConfigError
 from llm_locust.wire.batching import ReadBatching
 from llm_locust.wire.content import ContentDecoder, discard_rest, feed_parser
+from llm_locust.wire.ndjson import NDJSONDecoder
 from llm_locust.wire.rxclock import CMSG_SPACE, RxTimestampSocket, corrected, receive_ns
 from llm_locust.wire.sse import MAX_EVENT_BYTES, SSEDecoder, line_too_large
 
@@ -104,14 +105,19 @@ def compiled_for(response: Any, body_untouched: bool) -> bool:
     )
 
 
-def new_body(response: Any) -> Any:
-    """A compiled reader for this response's body (:func:`compiled_for` said it can take it) that
-    also records the stream's text timings and text: see :meth:`_Reading.adopt_body` in user.py."""
-    return speedups.module().Body(response._sock._sock.fileno(), True)
+def new_body(response: Any, record: bool = True) -> Any:
+    """A compiled reader for this response's body (:func:`compiled_for` said it can take it); with
+    ``record`` it recognises OpenAI chat's plain text chunks and records their timings and text
+    itself (see ``_Reading.adopt_body`` in llm_locust/locust/exchange.py)."""
+    return speedups.module().Body(response._sock._sock.fileno(), record)
 
 
 def read_events(
-    response: Any, on_event: OnEvent, body: Any = None, content: ContentDecoder | None = None
+    response: Any,
+    on_event: OnEvent,
+    body: Any = None,
+    content: ContentDecoder | None = None,
+    framing: str = "sse",
 ) -> float:
     """Feed the response body's SSE events to ``on_event`` until it returns True or the body ends;
     blocks the calling greenlet meanwhile. Returns when the last bytes were read (``perf_counter``
@@ -119,14 +125,15 @@ def read_events(
 
     ``body``: the compiled reader (:func:`new_body`) takes the body; with ``record`` on, the plain
     text chunks never reach ``on_event``: the body records them itself. ``content``: the decoder
-    of a compressed body (only without ``body``)."""
+    of a compressed body (only without ``body``). ``framing``: "sse", or "ndjson" (one event per
+    line, named "")."""
     hub: Any = gevent.get_hub()
     reactor = getattr(hub, "llm_locust_reactor", None)
     if reactor is None:
         reactor = hub.llm_locust_reactor = Reactor(hub)
     if body is not None:
         return reactor.read(_CompiledStream(response, on_event, body))
-    return reactor.read(_Stream(response, on_event, content))
+    return reactor.read(_Stream(response, on_event, content, framing))
 
 
 def drain(response: Any) -> None:
@@ -192,14 +199,17 @@ class _Waited:
 class _Stream(_Waited):
     """One response being read: its socket, parser, content decoder, SSE state and consumer."""
 
-    __slots__ = ("content", "decoded", "decoder", "events", "on_event", "raw", "response")
+    __slots__ = ("content", "decoded", "decoder", "events", "ndjson", "on_event", "raw", "response")
 
-    def __init__(self, response: Any, on_event: OnEvent, content: ContentDecoder | None = None) -> None:
+    def __init__(
+        self, response: Any, on_event: OnEvent, content: ContentDecoder | None = None, framing: str = "sse"
+    ) -> None:
         self.response = response
         self.raw = response._sock._sock  # the non-blocking socket under gevent's wrapper
         super().__init__(self.raw.fileno(), time.perf_counter())
         self.on_event = on_event
-        self.decoder = SSEDecoder()
+        self.ndjson = framing == "ndjson"
+        self.decoder: SSEDecoder | NDJSONDecoder = NDJSONDecoder() if self.ndjson else SSEDecoder()
         self.events: list[tuple[str, str, float]] = []
         self.content = content  # a compressed body's decoder (see llm_locust.wire.content)
         self.decoded = bytearray()  # its output not yet split into lines
@@ -236,10 +246,19 @@ class _Stream(_Waited):
         elif self._lines(buf, at):
             return
         if self.response.message_complete:
-            # the rest of a last line without its newline is dropped, as geventhttpclient's readline does
+            # the rest of a last line without its newline: an NDJSON line is complete without it;
+            # an SSE line is dropped, as geventhttpclient's readline does
+            buf = self.decoded if self.content is not None else self.response._body_buffer
+            if self.ndjson and buf:
+                self.decoder.feed(bytes(buf), at, self.events)
+                buf.clear()
             last = self.decoder.end()
             if last is not None:
-                self.on_event(*last)
+                self.events.append(last)
+            for event in self.events:
+                if self.on_event(*event):
+                    break
+            self.events.clear()
             self.finish(None)
 
     def _lines(self, buf: bytearray, at: float) -> bool:
@@ -247,7 +266,8 @@ class _Stream(_Waited):
         when the consumer said the stream is finished (then :attr:`result` is set)."""
         decoder = self.decoder
         if (
-            decoder.data is None
+            isinstance(decoder, SSEDecoder)
+            and decoder.data is None
             and buf.startswith(b"data: ")
             and buf.find(b"\n") == len(buf) - 2
             and buf.endswith(b"\n\n")

@@ -13,6 +13,7 @@ same byte streams split at every offset (CRLF, lone CR, comments, multi-line ``d
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 ReadLine = Callable[[bytes], bytes]
 
@@ -113,15 +114,27 @@ class SSEDecoder:
         return event
 
 
-def iter_events(readline: ReadLine, clock: Callable[[], float]) -> Iterator[tuple[str, str, float]]:
+class LineDecoder(Protocol):
+    """What :func:`iter_events` feeds: :class:`SSEDecoder`, or the NDJSON decoder of
+    :mod:`llm_locust.wire.ndjson`."""
+
+    def feed(self, raw: bytes, at: float, out: list[tuple[str, str, float]]) -> None: ...
+
+    def end(self) -> tuple[str, str, float] | None: ...
+
+
+def iter_events(
+    readline: ReadLine, clock: Callable[[], float], decoder: LineDecoder | None = None
+) -> Iterator[tuple[str, str, float]]:
     """Yield ``(event_name, data, arrived_at_s)`` for each event that has data.
 
     ``readline(sep)`` returns the next line including ``sep``, or ``b""`` at the end of the body;
     it should raise :class:`EventTooLarge` rather than buffer a line of more than
-    :data:`MAX_EVENT_BYTES` (see :func:`bounded_readline`). ``arrived_at_s`` is ``clock()`` read
-    when the event's (last) ``data:`` line arrived.
+    :data:`MAX_EVENT_BYTES` (see :class:`llm_locust.wire.content.BodyLines`). ``arrived_at_s`` is
+    ``clock()`` read when the event's (last) ``data:`` line arrived. ``decoder``: an SSE decoder
+    unless another is given.
     """
-    decoder = SSEDecoder()
+    decoder = decoder if decoder is not None else SSEDecoder()
     out: list[tuple[str, str, float]] = []
     while True:
         raw = readline(b"\n")

@@ -1,0 +1,131 @@
+"""OpenAI-compatible ``/v1/completions`` (what ``vllm bench serve`` sends by default): a prompt in,
+``choices[0].text`` out, the same SSE framing, usage chunk and ``[DONE]`` as chat."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from llm_locust.flavors.base import (
+    EMPTY,
+    JSON_HEADERS,
+    BadEvent,
+    Completion,
+    Delta,
+    Request,
+    RequestOptions,
+    Sample,
+    ServerTimings,
+    bearer,
+    count,
+    load_json,
+    text_of,
+)
+from llm_locust.flavors.openai_chat import DONE_DATA, error_text, llama_cpp_timings, openai_models
+
+PATH = "/v1/completions"
+_DONE = Delta(done=True)
+
+
+def delta_of(obj: Any, data: str) -> Delta:
+    """What one completions chunk carried (``data`` is its text, for error messages)."""
+    if not isinstance(obj, dict):
+        raise BadEvent(f"event is not a JSON object: {data[:80]!r}")
+    if obj.get("error"):
+        return Delta(error=error_text(obj["error"]))
+    if obj.get("object") == "error":
+        return Delta(error=str(obj.get("message", data[:200])))
+    choices = obj.get("choices")
+    if not isinstance(choices, list):
+        raise BadEvent(f"event has no 'choices' list: {data[:80]!r}")
+    usage = obj.get("usage")
+    out = inp = None
+    if isinstance(usage, dict):
+        out, inp = count(usage.get("completion_tokens")), count(usage.get("prompt_tokens"))
+    timings = obj.get("timings") if isinstance(obj.get("timings"), dict) else None
+    if not choices:
+        if out is None and inp is None and timings is None:
+            return EMPTY
+        return Delta(completion_tokens=out, prompt_tokens=inp, timings=timings)
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise BadEvent(f"event's first choice is not an object: {data[:80]!r}")
+    text = text_of(choice.get("text"), "text", data)
+    finish = choice.get("finish_reason")
+    if not (text or finish or out is not None or timings is not None):
+        return EMPTY
+    return Delta(
+        content=text,
+        finish_reason=finish if isinstance(finish, str) else None,
+        completion_tokens=out,
+        prompt_tokens=inp,
+        timings=timings,
+    )
+
+
+class OpenAICompletions:
+    name = "openai-completions"
+    path = PATH
+    models_path = "/v1/models"
+    framing = "sse"
+    stream_media_types = ("text/event-stream",)
+    plain_scanner: str | None = None
+    end_marker = "[DONE] or finish_reason"
+
+    def request(self, sample: Sample, options: RequestOptions) -> Request:
+        body: dict[str, Any] = {
+            "model": options.model,
+            "prompt": sample.prompt,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if sample.max_tokens is not None:
+            body["max_tokens"] = sample.max_tokens
+        if options.temperature is not None:
+            body["temperature"] = options.temperature
+        if options.ignore_eos:
+            body["ignore_eos"] = True  # vLLM, SGLang and llama.cpp honour this extension
+        body.update(sample.extra_body)
+        headers = {**JSON_HEADERS, "Accept": "text/event-stream", **bearer(options.api_key)}
+        return Request(PATH, headers, orjson.dumps(body))
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return bearer(api_key)
+
+    def decode(self, name: str, data: str) -> Delta:
+        if data == DONE_DATA:
+            return _DONE
+        if name == "error":
+            return Delta(error=data[:200])
+        return delta_of(load_json(data), data)
+
+    def whole(self, obj: Any) -> Completion | None:
+        if not isinstance(obj, dict) or obj.get("error"):
+            return None
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return None
+        text = choices[0].get("text")
+        if not isinstance(text, str):
+            return None
+        raw_usage = obj.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+        finish = choices[0].get("finish_reason")
+        return Completion(
+            text,
+            "",
+            finish if isinstance(finish, str) else None,
+            count(usage.get("completion_tokens")),
+            count(usage.get("prompt_tokens")),
+        )
+
+    def models(self, obj: Any) -> list[str]:
+        return openai_models(obj)
+
+    def server_timings(self, raw: Mapping[str, Any]) -> ServerTimings | None:
+        return llama_cpp_timings(raw)
+
+
+FLAVOR = OpenAICompletions()
