@@ -136,7 +136,29 @@ static int sse_line(Body *self, const char *p, Py_ssize_t n, double at, PyObject
     }
 }
 
-/* De-chunked body bytes: complete lines go to the SSE decoder, the rest waits in self->line. */
+/* One NDJSON line (``n`` bytes, its LF excluded): an event named "" unless it is blank, as
+   llm_locust.wire.ndjson.NDJSONDecoder gives it. */
+int ndjson_line(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out) {
+    if (n > 0 && p[n - 1] == '\r') n--;
+    Py_ssize_t i = 0;
+    while (i < n && (p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r'))) i++; /* bytes.strip()'s blanks */
+    if (i == n) return 0;
+    self->data.len = 0;
+    if (buf_add(&self->data, p, n) < 0) return -1;
+    self->has_data = 1;
+    self->data_at = at;
+    Py_INCREF(sp_empty_str);
+    Py_XSETREF(self->name, sp_empty_str); /* named: never taken as a plain chat chunk */
+    return dispatch(self, out);
+}
+
+/* One complete body line, LF included, for the body's framing. */
+static int body_line(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out) {
+    return self->ndjson ? ndjson_line(self, p, n - 1, at, out) : sse_line(self, p, n, at, out);
+}
+
+/* De-chunked body bytes: complete lines go to the SSE (or NDJSON) decoder, the rest waits in
+   self->line. */
 int body_bytes(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out) {
     const char *end = p + n;
     while (p < end) {
@@ -151,9 +173,9 @@ int body_bytes(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out
         if (self->line.len) {
             if (buf_add(&self->line, p, lf + 1 - p) < 0) return -1;
             Py_ssize_t len = self->line.len;
-            self->line.len = 0; /* the bytes stay valid: sse_line never touches self->line */
-            if (sse_line(self, self->line.p, len, at, out) < 0) return -1;
-        } else if (sse_line(self, p, lf + 1 - p, at, out) < 0) {
+            self->line.len = 0; /* the bytes stay valid: body_line never touches self->line */
+            if (body_line(self, self->line.p, len, at, out) < 0) return -1;
+        } else if (body_line(self, p, lf + 1 - p, at, out) < 0) {
             return -1;
         }
         p = lf + 1;

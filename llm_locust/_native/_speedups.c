@@ -44,6 +44,7 @@
 
 
 PyObject *sp_message_str;  /* "message" */
+PyObject *sp_empty_str;    /* "" */
 /* pump()'s reads, the text events they brought, and the reads that brought two or more (tokens of
    one stream that arrived together): for llm_locust.wire.batching. */
 static unsigned long long n_reads, n_taken, n_coalesced;
@@ -116,11 +117,12 @@ static long long now_ns(clockid_t clock) {
 /* ---- the Python type ---------------------------------------------------------------------- */
 
 static int Body_init(Body *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"fd", "record", NULL};
-    int fd, record = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|p", kwlist, &fd, &record)) return -1;
+    static char *kwlist[] = {"fd", "record", "ndjson", NULL};
+    int fd, record = 0, ndjson = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|pp", kwlist, &fd, &record, &ndjson)) return -1;
     self->fd = fd;
     self->record = record;
+    self->ndjson = ndjson;
     memset(&self->chunked, 0, sizeof self->chunked);
     self->last_at = now_s(CLOCK_MONOTONIC);
     return 0;
@@ -184,6 +186,7 @@ static PyObject *Body_feed(Body *self, PyObject *args) {
     Py_buffer view;
     double at;
     if (!PyArg_ParseTuple(args, "y*d", &view, &at)) return NULL;
+    self->last_at = at;
     PyObject *out = PyList_New(0);
     if (out != NULL && feed(self, view.buf, view.len, at, out) < 0) Py_CLEAR(out);
     PyBuffer_Release(&view);
@@ -197,6 +200,13 @@ static PyObject *Body_end(Body *self, PyObject *out) {
     if (!PyList_Check(out)) {
         PyErr_SetString(PyExc_TypeError, "end() takes the list of the read's events");
         return NULL;
+    }
+    if (self->complete && self->ndjson && self->line.len) {
+        /* an NDJSON line is complete without its LF */
+        Py_ssize_t len = self->line.len;
+        self->line.len = 0;
+        if (ndjson_line(self, self->line.p, len, self->last_at, out) < 0) return NULL;
+        Py_RETURN_NONE;
     }
     self->line.len = 0;
     if (self->complete && self->has_data && dispatch(self, out) < 0) return NULL;
@@ -348,7 +358,8 @@ static PyTypeObject BodyType = {
     .tp_name = "llm_locust._native._speedups.Body",
     .tp_basicsize = sizeof(Body),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Body(fd, record=False): the chunked SSE body of one response, read from a non-blocking socket.",
+    .tp_doc = "Body(fd, record=False, ndjson=False): the chunked SSE (or NDJSON) body of one response, read\n"
+              "from a non-blocking socket.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Body_init,
     .tp_dealloc = (destructor)Body_dealloc,
@@ -396,6 +407,8 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (PyType_Ready(&BodyType) < 0) return NULL;
     sp_message_str = PyUnicode_InternFromString("message");
     if (sp_message_str == NULL) return NULL;
+    sp_empty_str = PyUnicode_InternFromString("");
+    if (sp_empty_str == NULL) return NULL;
     parse_error = PyExc_ValueError;
     Py_INCREF(parse_error);
     sp_too_large = PyExc_ValueError;

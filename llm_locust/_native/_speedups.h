@@ -49,6 +49,7 @@ typedef struct {
     /* The stream's text timings, recorded here for the plain text chunks (see _plain_chunk.c) and
        through text() for the events Python handles: the fields of llm_locust.metrics.records.RequestTimer. */
     int record;          /* take plain text chunks here instead of returning them */
+    int ndjson;          /* the body is NDJSON: every line is an event named "" (else SSE) */
     long text_events;
     int has_visible;
     double first_at, first_visible_at, last_text_at;
@@ -58,11 +59,13 @@ typedef struct {
 } Body;
 
 extern PyObject *sp_message_str; /* "message" */
+extern PyObject *sp_empty_str;   /* "" (NDJSON events' name) */
 extern PyObject *sp_too_large;   /* llm_locust.wire.sse.EventTooLarge */
 
 /* _events.c: de-chunked body bytes into lines and events (appended to out, a list), the text
  * timings of the plain chunks taken here. -1: a Python error is set. */
 int body_bytes(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out);
+int ndjson_line(Body *self, const char *p, Py_ssize_t n, double at, PyObject *out);
 int dispatch(Body *self, PyObject *out);
 int took_text(Body *self, double at, int visible);
 void reset_event(Body *self);

@@ -256,13 +256,9 @@ class Exchange:
         flavor = self.flavor
         clock = rxclock.event_clock(response._sock)  # taken now: the response drops it at the end
         usable = reactor.usable(response)
-        compiled = (
-            usable
-            and content is None
-            and flavor.framing == "sse"
-            and reactor.compiled_for(response, body_untouched)
-        )
-        body = reactor.new_body(response, record=flavor.plain_scanner == "openai-chat") if compiled else None
+        compiled = usable and content is None and reactor.compiled_for(response, body_untouched)
+        record = flavor.plain_scanner == "openai-chat"
+        body = reactor.new_body(response, record, flavor.framing) if compiled else None
         reading = _Reading(timer, flavor, body)
         last_read_at: float | None = None
         category = OK
