@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from llm_locust.metrics.catalog import PERCENTILES, View, shown_in
 from llm_locust.metrics.histogram import Histogram
 from llm_locust.metrics.records import FAILURE_CATEGORIES
 from llm_locust.reports import charts
@@ -53,15 +54,6 @@ _View = Callable[[], Response]
 
 TAB_KEY = "llm"
 POLL_MS = 2000
-_PCTS: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0)
-#: (histogram in the aggregate, label, unit): the distribution rows of the table, in this order.
-_DISTRIBUTIONS: tuple[tuple[str, str, str], ...] = (
-    ("ttft", "TTFT", "ms"),
-    ("tpot", "TPOT", "ms"),
-    ("itl", "ITL", "ms"),
-    ("e2el", "E2E latency", "ms"),
-    ("tokens_per_s", "Per-stream output", "tok/s"),
-)
 #: (column key, title) of the LLM tab; the same columns, in this order, make the CSV.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("metric", "Metric"),
@@ -97,9 +89,14 @@ class Row:
 
 
 def table_rows(state: LLMState) -> list[Row]:
-    """The LLM table now: the merged distributions, then throughput, in flight and outcomes."""
+    """The LLM table now: the merged distributions of the catalog's web metrics (the server's own
+    timings only once they have samples), then throughput, in flight and outcomes."""
     agg = state.aggregate
-    rows = [_distribution(label, unit, agg.hist[name]) for name, label, unit in _DISTRIBUTIONS]
+    rows = [
+        _distribution(m.web_name, m.unit, agg.hist[m.name])
+        for m in shown_in(View.WEB)
+        if not m.optional or agg.hist[m.name].count
+    ]
     points = state.timeseries.points
     window = f"Output throughput, all streams, last {state.timeseries.window_s:g} s"
     rows.append(Row(window, "tok/s", value=points[-1].output_tokens_per_s if points else None))
@@ -122,7 +119,7 @@ def table_rows(state: LLMState) -> list[Row]:
 
 
 def _distribution(label: str, unit: str, h: Histogram) -> Row:
-    s = h.summary(_PCTS)
+    s = h.summary(PERCENTILES)
     if not s.count:
         return Row(label, unit, count=0)
     pct = s.percentiles
@@ -267,10 +264,10 @@ CHARTS_LINK = (
     'box-shadow:0 2px 6px rgba(0,0,0,.35)">LLM live charts &#8599;</a>\n'
 )
 
+
 #: The charts of the live page: (div id, title, y axis title, [(trace name, Point field, colour key)]).
 _CHARTS: tuple[tuple[str, str, str, tuple[tuple[str, str, str], ...]], ...] = (
-    ("ttft", "Time to first token", "ms", (("p50", "ttft_p50_ms", "p50"), ("p95", "ttft_p95_ms", "p95"))),
-    ("tpot", "Time per output token", "ms", (("p50", "tpot_p50_ms", "p50"), ("p95", "tpot_p95_ms", "p95"))),
+    *((m.stem, m.long_name, m.unit, charts.window_traces(m)) for m in shown_in(View.OVER_TIME)),
     ("tokens", "Output tokens/s, all streams", "tok/s", (("output tok/s", "output_tokens_per_s", "tokens"),)),
     (
         "users",

@@ -12,22 +12,10 @@ import time
 from collections import Counter
 from typing import Any
 
+from llm_locust.metrics import catalog
+from llm_locust.metrics.catalog import Metric
 from llm_locust.metrics.histogram import Histogram
 from llm_locust.metrics.records import CANCELLED, OK, RequestRecord
-
-#: Latency / rate metrics kept per run, in display units (ms, tokens/s).
-METRICS: tuple[str, ...] = (
-    "ttfb",
-    "ttft",
-    "ttfvt",
-    "itl",
-    "tpot",
-    "e2el",
-    "tokens_per_s",
-    "decode_tokens_per_s",
-)
-#: The subset kept per ladder level (the seed benchmark's table).
-LEVEL_METRICS: tuple[str, ...] = ("ttft", "itl", "tpot", "e2el", "tokens_per_s")
 
 _COUNTERS: tuple[str, ...] = (
     "completed",
@@ -52,11 +40,15 @@ def wall_time(perf_s: float) -> float:
 
 
 class Aggregate:
-    """Counters and histograms over a set of requests."""
+    """Counters and histograms over a set of requests: one histogram per metric of ``metrics``
+    (the whole catalog for a run; :data:`catalog.LEVEL` per ladder level), in display units."""
 
-    def __init__(self, metrics: tuple[str, ...] = METRICS, with_levels: bool = True) -> None:
+    def __init__(self, metrics: tuple[Metric, ...] = catalog.CATALOG, with_levels: bool = True) -> None:
         self.metrics = metrics
-        self.hist: dict[str, Histogram] = {name: Histogram() for name in metrics}
+        self.hist: dict[str, Histogram] = {m.name: Histogram() for m in metrics}
+        # (histogram, accessor) per metric, read once per successful request
+        self._one = [(self.hist[m.name], m.read) for m in metrics if not m.pooled]
+        self._many = [(self.hist[m.name], m.read) for m in metrics if m.pooled]
         self.counts: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.output_sources: Counter[str] = Counter()
@@ -76,7 +68,7 @@ class Aggregate:
         if level is not None and self._with_levels:
             sub = self.levels.get(level)
             if sub is None:
-                sub = self.levels[level] = Aggregate(LEVEL_METRICS, with_levels=False)
+                sub = self.levels[level] = Aggregate(catalog.LEVEL, with_levels=False)
             sub.record(rec)
 
     def _record_finished(self, rec: RequestRecord) -> None:
@@ -103,23 +95,12 @@ class Aggregate:
             if diff:
                 counts["usage_disagreed"] += 1
                 counts["usage_abs_diff"] += diff
-        hist = self.hist
-        values = {
-            "ttfb": rec.ttfb_ms,
-            "ttft": rec.ttft_ms,
-            "ttfvt": rec.ttfvt_ms,
-            "tpot": rec.tpot_ms,
-            "e2el": rec.e2e_ms,
-            "tokens_per_s": rec.tokens_per_s,
-            "decode_tokens_per_s": rec.decode_tokens_per_s,
-        }
-        for name, value in values.items():
-            h = hist.get(name)
-            if h is not None and value is not None:
+        for h, read in self._one:
+            value = read(rec)
+            if value is not None:
                 h.record(value)
-        itl = hist.get("itl")
-        if itl is not None:
-            itl.record_many(rec.itl_ms)
+        for h, read in self._many:
+            h.record_many(read(rec))
 
     # -- merging ---------------------------------------------------------------------------
     def reset(self) -> None:
@@ -188,7 +169,7 @@ class Aggregate:
         for key, lw in wire["levels"].items():
             sub = self.levels.get(key)
             if sub is None:
-                sub = self.levels[key] = Aggregate(LEVEL_METRICS, with_levels=False)
+                sub = self.levels[key] = Aggregate(catalog.LEVEL, with_levels=False)
             sub.merge_wire(lw)
 
     # -- derived ---------------------------------------------------------------------------

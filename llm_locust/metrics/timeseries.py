@@ -14,11 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from llm_locust.metrics.aggregate import Aggregate
+from llm_locust.metrics.catalog import WINDOW
 from llm_locust.metrics.histogram import finite
 from llm_locust.metrics.records import RequestRecord
-
-#: Per-request metrics kept per bucket (no ITL: one sample per token would cost per event).
-WINDOW_METRICS: tuple[str, ...] = ("ttft", "tpot", "e2el", "tokens_per_s")
 
 DEFAULT_BUCKET_S = 2.0
 DEFAULT_WINDOW_S = 10.0
@@ -29,7 +27,10 @@ MAX_POINTS = 4000
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """The run at one instant; latencies over the preceding window, None where nothing finished."""
+    """The run at one instant; latencies over the preceding window, None where nothing finished.
+
+    The latency fields are the ``window`` fields of the catalog's :data:`~catalog.WINDOW` metrics
+    (per bucket: no ITL, whose one sample per token would cost per event)."""
 
     time_s: float  # Unix time
     users: int
@@ -58,12 +59,12 @@ class TimeSeries:
         self.points: list[Point] = []
         self._stride = 1  # keep one sample in this many
         self._samples = 0
-        self._current = Aggregate(WINDOW_METRICS, with_levels=False)
+        self._current = Aggregate(WINDOW, with_levels=False)
         self._buckets: deque[tuple[float, Aggregate]] = deque()  # (closed at, bucket)
         # Aggregates are reused, not reallocated: each HDR histogram is a 264 KiB array, and a fresh
         # set every 2 s fragmented the heap (RSS grew with the run's length).
         self._spare: list[Aggregate] = []
-        self._window = Aggregate(WINDOW_METRICS, with_levels=False)
+        self._window = Aggregate(WINDOW, with_levels=False)
         self._started_s: float | None = None
         self._completed = 0
         self._failed = 0
@@ -94,7 +95,7 @@ class TimeSeries:
         if self._started_s is None:
             self._started_s = now_s - self.bucket_s
         bucket = self._current
-        self._current = self._spare.pop() if self._spare else Aggregate(WINDOW_METRICS, with_levels=False)
+        self._current = self._spare.pop() if self._spare else Aggregate(WINDOW, with_levels=False)
         self._completed += bucket.counts["completed"]
         self._failed += bucket.failed
         self._buckets.append((now_s, bucket))
@@ -105,25 +106,21 @@ class TimeSeries:
         for _closed, b in self._buckets:
             window.merge(b)
         span_s = max(min(self.window_s, now_s - self._started_s), 1e-9)
-        ttft, tpot, e2el, tps = (_p50_p95(window, name) for name in WINDOW_METRICS)
-        point = Point(
-            time_s=now_s,
-            users=users,
-            in_flight=in_flight,
-            requests_per_s=window.counts["completed"] / span_s,
-            failures_per_s=window.failed / span_s,
-            output_tokens_per_s=window.counts["total_output_tokens"] / span_s,
-            ttft_p50_ms=ttft[0],
-            ttft_p95_ms=ttft[1],
-            tpot_p50_ms=tpot[0],
-            tpot_p95_ms=tpot[1],
-            e2el_p50_ms=e2el[0],
-            e2el_p95_ms=e2el[1],
-            stream_tokens_per_s_p50=tps[0],
-            completed=self._completed,
-            failed=self._failed,
-            level=level,
-        )
+        fields: dict[str, Any] = {
+            "time_s": now_s,
+            "users": users,
+            "in_flight": in_flight,
+            "requests_per_s": window.counts["completed"] / span_s,
+            "failures_per_s": window.failed / span_s,
+            "output_tokens_per_s": window.counts["total_output_tokens"] / span_s,
+            "completed": self._completed,
+            "failed": self._failed,
+            "level": level,
+        }
+        for metric in WINDOW:
+            got = window.hist[metric.name].percentiles([p for p, _field in metric.window])
+            fields.update((name, finite(got[p])) for p, name in metric.window)
+        point = Point(**fields)
         self._keep(point, last)
         return point
 
@@ -142,8 +139,3 @@ class TimeSeries:
 
     def to_json(self) -> list[dict[str, Any]]:
         return [asdict(p) for p in self.points]
-
-
-def _p50_p95(agg: Aggregate, name: str) -> tuple[float | None, float | None]:
-    got = agg.hist[name].percentiles((50.0, 95.0))
-    return finite(got[50.0]), finite(got[95.0])

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from llm_locust.metrics.catalog import Metric
+
 #: Colours shared by every page, so a metric looks the same everywhere.
 COLORS: dict[str, str] = {
     "p50": "#1f77b4",
@@ -22,6 +24,12 @@ COLORS: dict[str, str] = {
     "users": "#7f7f7f",
     "in_flight": "#ff7f0e",
 }
+
+
+def window_traces(metric: Metric) -> tuple[tuple[str, str, str], ...]:
+    """A metric drawn over time: (trace name, field of the time series' points, colour key) for
+    each of its window percentiles, e.g. ``("p95", "ttft_p95_ms", "p95")``."""
+    return tuple((f"p{p:g}", field, f"p{p:g}") for p, field in metric.window)
 
 
 @lru_cache(maxsize=1)

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from llm_locust.metrics.catalog import TOKENS_PER_S, TTFT, View, shown_in
+
 #: Keys every llm-locust results file has (``report.results``); a file without them is refused.
 REQUIRED_KEYS: tuple[str, ...] = ("completed", "failed", "duration", "metadata")
 
@@ -52,7 +54,7 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
-class Metric:
+class Measure:
     """A row of the comparison: its label, its key in the results, which direction is better
     (``"lower"``, ``"higher"`` or ``""`` for neither), the decimals shown and the group of rows
     it belongs to (the HTML table draws a line between groups)."""
@@ -64,34 +66,35 @@ class Metric:
     group: str = "requests"
 
 
-def _latency(label: str, stem: str) -> tuple[Metric, ...]:
-    return tuple(
-        Metric(f"{label} {stat} (ms)", f"{key}_{stem}_ms", "lower", group=label)
-        for stat, key in (("mean", "mean"), ("p50", "median"), ("p90", "p90"), ("p99", "p99"))
-    )
-
-
-METRICS: tuple[Metric, ...] = (
-    Metric("Successful requests", "completed", digits=0),
-    Metric("Failed requests", "failed", "lower", digits=0),
-    Metric("Cancelled at the end", "cancelled", digits=0),
-    Metric("Duration (s)", "duration"),
-    Metric("Request throughput (req/s)", "request_throughput", "higher", group="throughput"),
-    Metric("Output throughput (tok/s)", "output_throughput", "higher", group="throughput"),
-    Metric("Total token throughput (tok/s)", "total_token_throughput", "higher", group="throughput"),
-    Metric("Concurrency (mean in flight)", "concurrency", group="throughput"),
-    *_latency("TTFT", "ttft"),
-    *_latency("TPOT", "tpot"),
-    *_latency("ITL", "itl"),
-    *_latency("E2E", "e2el"),
-    Metric("Per-stream tok/s mean", "mean_tokens_per_s", "higher", group="stream"),
-    Metric("Per-stream tok/s p50", "median_tokens_per_s", "higher", group="stream"),
+#: The run's counts and throughputs, before the catalog's metrics.
+RUN_MEASURES: tuple[Measure, ...] = (
+    Measure("Successful requests", "completed", digits=0),
+    Measure("Failed requests", "failed", "lower", digits=0),
+    Measure("Cancelled at the end", "cancelled", digits=0),
+    Measure("Duration (s)", "duration"),
+    Measure("Request throughput (req/s)", "request_throughput", "higher", group="throughput"),
+    Measure("Output throughput (tok/s)", "output_throughput", "higher", group="throughput"),
+    Measure("Total token throughput (tok/s)", "total_token_throughput", "higher", group="throughput"),
+    Measure("Concurrency (mean in flight)", "concurrency", group="throughput"),
 )
+
+
+def measures(runs: Sequence[Run]) -> tuple[Measure, ...]:
+    """Every row of the comparison: :data:`RUN_MEASURES`, then each ``compare_stats`` of the
+    catalog's metrics shown in compare (an optional one only where some run has samples of it)."""
+    metrics = [
+        m for m in shown_in(View.COMPARE) if not m.optional or any(r.number(m.key("count")) for r in runs)
+    ]
+    rows = [
+        Measure(m.stat_label(k), m.key(k), m.better, group=m.name) for m in metrics for k in m.compare_stats
+    ]
+    return (*RUN_MEASURES, *rows)
+
 
 #: The seed's per-level comparison: (heading, key in a level row, decimals).
 LEVEL_COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("per-stream tok/s p50", "median_tokens_per_s", 1),
-    ("TTFT p50 (ms)", "median_ttft_ms", 1),
+    ("per-stream tok/s p50", TOKENS_PER_S.key("median"), 1),
+    (TTFT.stat_label("median"), TTFT.key("median"), 1),
     ("aggregate tok/s", "output_throughput", 1),
 )
 
@@ -154,7 +157,7 @@ def load_runs(paths: Sequence[str], names: str | None = None) -> list[Run]:
 class Row:
     """One metric's value in each run (None where the run lacks it)."""
 
-    metric: Metric
+    metric: Measure
     values: tuple[float | None, ...]
 
     def ratio(self, i: int) -> float | None:
@@ -173,7 +176,7 @@ class Row:
 
 
 def metric_rows(runs: Sequence[Run]) -> list[Row]:
-    return [Row(m, tuple(run.number(m.key) for run in runs)) for m in METRICS]
+    return [Row(m, tuple(run.number(m.key) for run in runs)) for m in measures(runs)]
 
 
 def _users_key(label: str) -> tuple[float, str]:
@@ -249,8 +252,22 @@ def _columns(header: list[str], body: list[list[str]], left: int) -> list[str]:
     return lines
 
 
+def api_flavor(run: Run) -> str:
+    """The run's API flavor and how it was chosen, ``-`` for a results file without one."""
+    api, by = run.metadata.get("api"), run.metadata.get("api_detected_by")
+    if not api:
+        return "-"
+    return f"{api} (from {by})" if by else str(api)
+
+
+def any_api(runs: Sequence[Run]) -> bool:
+    """Whether any run says which API flavor it used (results files before flavors do not)."""
+    return any(r.metadata.get("api") for r in runs)
+
+
 def run_lines(runs: Sequence[Run]) -> list[str]:
-    """Who each column is: name, file, host, model, peak users, start time."""
+    """Who each column is: name, file, host, model, API flavor (where known), peak users, start time."""
+    api = any_api(runs)
     body = []
     for run in runs:
         m = run.metadata
@@ -260,11 +277,13 @@ def run_lines(runs: Sequence[Run]) -> list[str]:
                 run.path,
                 str(m.get("host", "-")),
                 str(m.get("model", "-")),
+                *([api_flavor(run)] if api else []),
                 str(m.get("users", "-")),
                 str(m.get("start_time", "-")),
             ]
         )
-    lines = _columns(["run", "file", "host", "model", "peak users", "started"], body, left=6)
+    header = ["run", "file", "host", "model", *(["api"] if api else []), "peak users", "started"]
+    lines = _columns(header, body, left=len(header))
     for key, values in differing_options(runs):
         lines.append(
             f"Option {key} differs: " + " | ".join(f"{r.name} {v}" for r, v in zip(runs, values, strict=True))

@@ -13,10 +13,24 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from llm_locust.metrics.catalog import (
+    E2EL,
+    ITL,
+    LATENCY_STATS,
+    STAT_LABELS,
+    TOKENS_PER_S,
+    TPOT,
+    TTFT,
+    Metric,
+    View,
+    shown_in,
+)
 from llm_locust.reports import charts
 from llm_locust.reports.compare import (
     LEVEL_COLUMNS,
     Run,
+    any_api,
+    api_flavor,
     differing_options,
     fmt,
     fmt_ratio,
@@ -39,6 +53,20 @@ RUN_COLORS: tuple[str, ...] = (
     "#17becf",
 )
 
+
+def _bars(metrics: Sequence[Metric], stats: Sequence[str]) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """A chart of the metrics' stats: (title, y axis, bars); bar labels name the metric when several
+    metrics share the chart. The metrics share a unit and a better direction."""
+    names = " and ".join(m.label for m in metrics)
+    title = f"{names} ({metrics[0].better} is better)"
+    bars = tuple(
+        (f"{m.label} {STAT_LABELS[k]}" if len(metrics) > 1 else STAT_LABELS[k], m.key(k))
+        for m in metrics
+        for k in stats
+    )
+    return title, metrics[0].unit, bars
+
+
 #: Grouped bar charts: (title, y axis, [(bar label, results key), ...]).
 BAR_CHARTS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     (
@@ -46,36 +74,13 @@ BAR_CHARTS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         "tok/s",
         (
             ("output, all streams", "output_throughput"),
-            ("per stream, mean", "mean_tokens_per_s"),
-            ("per stream, p50", "median_tokens_per_s"),
+            ("per stream, mean", TOKENS_PER_S.key("mean")),
+            ("per stream, p50", TOKENS_PER_S.key("median")),
         ),
     ),
-    (
-        "TTFT (lower is better)",
-        "ms",
-        (("mean", "mean_ttft_ms"), ("p50", "median_ttft_ms"), ("p90", "p90_ttft_ms"), ("p99", "p99_ttft_ms")),
-    ),
-    (
-        "TPOT and ITL (lower is better)",
-        "ms",
-        (
-            ("TPOT p50", "median_tpot_ms"),
-            ("TPOT p99", "p99_tpot_ms"),
-            ("ITL p50", "median_itl_ms"),
-            ("ITL p99", "p99_itl_ms"),
-        ),
-    ),
-    (
-        "E2E latency (lower is better)",
-        "ms",
-        (("mean", "mean_e2el_ms"), ("p50", "median_e2el_ms"), ("p90", "p90_e2el_ms"), ("p99", "p99_e2el_ms")),
-    ),
-)
-
-#: Distributions overlaid: (title, key in ``histograms``, x axis, y axis).
-HISTOGRAMS: tuple[tuple[str, str, str, str], ...] = (
-    ("TTFT distribution", "ttft_ms", "TTFT (ms)", "% of requests"),
-    ("ITL distribution", "itl_ms", "inter-token latency (ms)", "% of gaps"),
+    _bars((TTFT,), LATENCY_STATS),
+    _bars((TPOT, ITL), ("median", "p99")),
+    _bars((E2EL,), LATENCY_STATS),
 )
 
 _EXTRA_STYLE = """
@@ -96,11 +101,14 @@ def _e(value: Any) -> str:
 
 
 def _runs_table(runs: Sequence[Run]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("run", "file", "host", "model", "peak users", "mode", "started"))
+    api = any_api(runs)
+    columns = ("run", "file", "host", "model", *(("api",) if api else ()), "peak users", "mode", "started")
+    head = "".join(f"<th>{h}</th>" for h in columns)
     rows = []
     for i, run in enumerate(runs):
         m = run.metadata
-        cells = [m.get(k, "-") for k in ("host", "model", "users", "mode", "start_time")]
+        cells = [m.get("host", "-"), m.get("model", "-"), *([api_flavor(run)] if api else [])]
+        cells += [m.get(k, "-") for k in ("users", "mode", "start_time")]
         rows.append(
             f'<tr><td><b style="color:{color(i)}">{_e(run.name)}</b></td><td>{_e(run.path)}</td>'
             + "".join(f"<td>{_e(c)}</td>" for c in cells)
@@ -219,7 +227,8 @@ def histogram_figures(runs: Sequence[Run]) -> list[tuple[str, list[dict[str, Any
     step outline (share of its samples per bin), so a narrow spike stays visible next to a wide
     spread; the x axis turns logarithmic when the runs span more than 10x."""
     figs = []
-    for n, (title, key, x_title, y_title) in enumerate(HISTOGRAMS):
+    for n, m in enumerate(shown_in(View.COMPARE_DISTRIBUTION)):
+        title, key, x_title, y_title = f"{m.label} distribution", m.bins_key, m.display, f"% of {m.per}s"
         traces = []
         lows, highs = [], []
         for i, run in enumerate(runs):

@@ -18,29 +18,13 @@ from typing import Any
 
 import orjson
 
+from llm_locust.metrics.catalog import ITL, TOKENS_PER_S, TTFT, Metric, View, shown_in
 from llm_locust.metrics.records import FAILURE_MEANINGS
+from llm_locust.metrics.timeseries import DEFAULT_WINDOW_S
 from llm_locust.reports import charts
-from llm_locust.reports.summary import METRIC_ROWS
+from llm_locust.reports.summary import has_samples
 
-#: The definition shown next to each metric of the summary table (keyed by its stem in the results).
-_DEFINITIONS: dict[str, str] = {
-    "ttft": "first text event − send",
-    "tpot": "(e2e − TTFT) / (output tokens − 1)",
-    "itl": "gap between text events, pooled",
-    "e2el": "last text event − send",
-    "ttfb": "response headers − send",
-    "ttfvt": "first visible (non-reasoning) text − send",
-    "tokens_per_s": "output tokens / e2e, per request",
-    "decode_tokens_per_s": "1000 / TPOT, per request",
-}
 _STATS = ("mean", "median", "p90", "p95", "p99", "min", "max")
-
-#: (key in ``histograms``, result key stem, title, unit of x, what is counted)
-_HISTOGRAMS: tuple[tuple[str, str, str, str, str], ...] = (
-    ("ttft_ms", "ttft", "TTFT", "ms", "requests"),
-    ("tpot_ms", "tpot", "TPOT", "ms", "requests"),
-    ("e2el_ms", "e2el", "E2E latency", "ms", "requests"),
-)
 
 
 #: Option names whose string values are never shown, whatever produced the results file.
@@ -168,6 +152,7 @@ def _header(res: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     rows = [
         ("Host", _e(meta.get("host", "–"))),
         ("Model", _e(meta.get("model", "–"))),
+        *_api_row(meta),
         ("Start", _e(_show_time(meta.get("start_time")))),
         ("End", _e(_show_time(meta.get("end_time")))),
         ("Duration", f"{wall} (requests measured over {_fmt(measured)} s: first send → last end)"),
@@ -183,8 +168,7 @@ def _header(res: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         ("Cancelled at the end", _fmt(res.get("cancelled", 0)), ""),
         ("Request throughput", f"{_fmt(res.get('request_throughput'))} req/s", ""),
         ("Output throughput", f"{_fmt(res.get('output_throughput'), 1)} tok/s", ""),
-        ("TTFT p50 / p99", f"{_fmt(res.get('median_ttft_ms'))} / {_fmt(res.get('p99_ttft_ms'))} ms", ""),
-        ("ITL p50 / p99", f"{_fmt(res.get('median_itl_ms'))} / {_fmt(res.get('p99_itl_ms'))} ms", ""),
+        *((f"{m.label} p50 / p99", _p50_p99(res, m), "") for m in (TTFT, ITL)),
         ("Mean requests in flight", _fmt(res.get("concurrency")), ""),
     ]
     if res.get("not_streamed"):
@@ -207,16 +191,22 @@ def _header(res: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     )
 
 
+def _p50_p99(res: Mapping[str, Any], m: Metric) -> str:
+    return f"{_fmt(res.get(m.key('median')))} / {_fmt(res.get(m.key('p99')))} {m.unit}"
+
+
+def _api_row(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The API flavor and how it was chosen; results files from before flavors have none."""
+    api, by = meta.get("api"), meta.get("api_detected_by")
+    return [("API flavor", _e(api) + (f" (from {_e(by)})" if by else ""))] if api else []
+
+
 def _summary_section(res: Mapping[str, Any]) -> str:
     rows = []
-    for _name, stem, label, unit in METRIC_ROWS:
-        definition = _DEFINITIONS[stem]
-        count = res.get(f"count_{stem}")
-        if not count:
-            continue
-        sfx = "_ms" if unit == "ms" else ""
-        stats = [_fmt(res.get(f"{k}_{stem}{sfx}")) for k in _STATS]
-        rows.append((_e(label), _e(unit), _fmt(count), *stats, _e(definition)))
+    for m in shown_in(View.SUMMARY):
+        if has_samples(res, m):
+            stats = [_fmt(res.get(m.key(k))) for k in _STATS]
+            rows.append((_e(m.label), _e(m.unit), _fmt(res.get(m.key("count"))), *stats, _e(m.definition)))
     head = ("Metric", "Unit", "Samples", *_STATS, "Definition")
     body = (
         _table(head, rows, cls="summary")
@@ -228,17 +218,14 @@ def _summary_section(res: Mapping[str, Any]) -> str:
 
 #: Over-time charts: (div id, title, y unit, [(trace name, Point field, colour in charts.COLORS)]).
 _OVER_TIME: tuple[tuple[str, str, str, tuple[tuple[str, str, str], ...]], ...] = (
-    (
-        "ts-ttft",
-        "TTFT (ms, over the last 10 s)",
-        "ms",
-        (("p50", "ttft_p50_ms", "p50"), ("p95", "ttft_p95_ms", "p95")),
-    ),
-    (
-        "ts-tpot",
-        "TPOT (ms, over the last 10 s)",
-        "ms",
-        (("p50", "tpot_p50_ms", "p50"), ("p95", "tpot_p95_ms", "p95")),
+    *(
+        (
+            f"ts-{m.stem}",
+            f"{m.label} ({m.unit}, over the last {DEFAULT_WINDOW_S:g} s)",
+            m.unit,
+            charts.window_traces(m),
+        )
+        for m in shown_in(View.OVER_TIME)
     ),
     ("ts-tokens", "Aggregate output tok/s", "tok/s", (("output tok/s", "output_tokens_per_s", "tokens"),)),
     (
@@ -311,8 +298,9 @@ def _level_marks(points: Sequence[Mapping[str, Any]], x: Sequence[float]) -> dic
 def _histogram_section(res: Mapping[str, Any], out: list[str]) -> str:
     hists: Mapping[str, Any] = res.get("histograms") or {}
     divs = []
-    for key, stem, title, unit, counted in _HISTOGRAMS:
-        bins = hists.get(key) or []
+    for m in shown_in(View.REPORT_DISTRIBUTION):
+        bins = hists.get(m.bins_key) or []
+        title, unit, counted = m.label, m.unit, f"{m.per}s"
         trace = {
             "type": "bar",
             "x": [(lo + hi) / 2 for lo, hi, _n in bins],
@@ -326,7 +314,7 @@ def _histogram_section(res: Mapping[str, Any], out: list[str]) -> str:
         marks = [
             _vline(v, charts.COLORS[color], "dash", name, anchor, True)
             for name, key, color, anchor in (("p50", "median", "p50", "right"), ("p99", "p99", "p95", "left"))
-            if bins and (v := res.get(f"{key}_{stem}_ms")) is not None
+            if bins and (v := res.get(m.key(key))) is not None
         ]
         layout = {
             "title": f"{title} distribution ({_fmt(sum(trace['y']))} {counted})",
@@ -338,7 +326,7 @@ def _histogram_section(res: Mapping[str, Any], out: list[str]) -> str:
             "shapes": [m[0] for m in marks],
             "annotations": [m[1] for m in marks],
         }
-        divs.append(_chart(out, f"hist-{stem}", [trace], layout, f"{title}: no samples."))
+        divs.append(_chart(out, f"hist-{m.stem}", [trace], layout, f"{title}: no samples."))
     return '<h2 id="distributions">Distributions</h2><div class="grid3">' + "".join(divs) + "</div>"
 
 
@@ -382,28 +370,28 @@ def _failures_section(res: Mapping[str, Any], out: list[str]) -> str:
     return f'{head}{summary}<div class="grid"><div>{table}</div>{chart}</div>'
 
 
-#: Per-level table: (heading, key in the level row, digits or None for the default).
+#: Per-level table: (heading, key in the level row, digits or None for the default); per-stream
+#: tok/s (min / median / max) has a column of its own before these.
 _LEVEL_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("OK", "completed", None),
     ("Failed", "failed", None),
     ("Cancelled", "cancelled", None),
-    ("TTFT p50 (ms)", "median_ttft_ms", None),
-    ("TTFT p99 (ms)", "p99_ttft_ms", None),
-    ("ITL p50 (ms)", "median_itl_ms", None),
-    ("ITL p99 (ms)", "p99_itl_ms", None),
+    *((m.stat_label(k), m.key(k), None) for m in (TTFT, ITL) for k in ("median", "p99")),
     ("Output tokens", "total_output_tokens", None),
     ("Aggregate tok/s", "output_throughput", 1),
 )
+_BAND = TOKENS_PER_S  # the per-level metric drawn as its median in a min-max band
 
 
 def _ladder_section(levels: Sequence[Mapping[str, Any]], out: list[str]) -> str:
     if not levels:
         return ""
-    head = ("Users", "Per-stream tok/s min / median / max", *(h for h, _k, _d in _LEVEL_COLUMNS))
+    lo, mid, hi = (_BAND.key(k) for k in ("min", "median", "max"))
+    head = ("Users", f"{_BAND.label} min / median / max", *(h for h, _k, _d in _LEVEL_COLUMNS))
     rows = [
         (
             _e(r.get("users")),
-            " / ".join(_fmt(r.get(f"{k}_tokens_per_s"), 1) for k in ("min", "median", "max")),
+            " / ".join(_fmt(r.get(k), 1) for k in (lo, mid, hi)),
             *(_fmt(r.get(k), d) for _h, k, d in _LEVEL_COLUMNS),
         )
         for r in levels
@@ -423,14 +411,14 @@ def _ladder_section(levels: Sequence[Mapping[str, Any]], out: list[str]) -> str:
     blue = charts.COLORS["p50"]
     band = {"mode": "lines", "hoverinfo": "skip", "showlegend": False, "line": {"width": 0}}
     stream_traces = [
-        {**_scatter("max", x, col("max_tokens_per_s"), blue), **band},
-        {**_scatter("min–max", x, col("min_tokens_per_s"), blue), **band, "showlegend": True},
+        {**_scatter("max", x, col(hi), blue), **band},
+        {**_scatter("min–max", x, col(lo), blue), **band, "showlegend": True},
         _scatter(
             "median",
             x,
-            col("median_tokens_per_s"),
+            col(mid),
             blue,
-            customdata=[[r.get("min_tokens_per_s"), r.get("max_tokens_per_s")] for r in levels],
+            customdata=[[r.get(lo), r.get(hi)] for r in levels],
             hovertemplate="median %{y:.1f} tok/s (min %{customdata[0]:.1f}, max %{customdata[1]:.1f})"
             "<extra></extra>",
         ),

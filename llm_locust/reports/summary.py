@@ -6,26 +6,26 @@ import csv
 import datetime as dt
 import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from llm_locust.metrics.aggregate import Aggregate
+from llm_locust.metrics.catalog import (
+    CATALOG,
+    LEVEL,
+    PERCENTILES,
+    STATS,
+    TOKENS_PER_S,
+    TTFT,
+    Metric,
+    View,
+    shown_in,
+    stat,
+)
 from llm_locust.metrics.histogram import Histogram, finite
 from llm_locust.metrics.records import FAILURE_CATEGORIES
-
-#: (our histogram name, key stem in the JSON, label in the summary, unit), in the summary's order
-METRIC_ROWS: tuple[tuple[str, str, str, str], ...] = (
-    ("ttft", "ttft", "TTFT", "ms"),
-    ("tpot", "tpot", "TPOT", "ms"),
-    ("itl", "itl", "ITL", "ms"),
-    ("e2el", "e2el", "E2E latency", "ms"),
-    ("ttfb", "ttfb", "TTFB (headers)", "ms"),
-    ("ttfvt", "ttfvt", "TTFVT (visible)", "ms"),
-    ("tokens_per_s", "tokens_per_s", "Per-stream tok/s", "tok/s"),
-    ("decode_tokens_per_s", "decode_tokens_per_s", "Decode tok/s", "tok/s"),
-)
-_PCTS = (90.0, 95.0, 99.0)
 
 
 def iso(wall_s: float | None) -> str | None:
@@ -34,29 +34,24 @@ def iso(wall_s: float | None) -> str | None:
     return dt.datetime.fromtimestamp(wall_s, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _metric_keys(stem: str, h: Histogram, unit_suffix: str) -> dict[str, Any]:
-    s = h.summary((50.0, *_PCTS))
-    out = {
-        f"mean_{stem}{unit_suffix}": finite(s.mean),
-        f"median_{stem}{unit_suffix}": finite(s.median),
-        f"std_{stem}{unit_suffix}": finite(s.std),
-        f"min_{stem}{unit_suffix}": finite(s.min),
-        f"max_{stem}{unit_suffix}": finite(s.max),
-    }
-    for p in _PCTS:
-        out[f"p{p:g}_{stem}{unit_suffix}"] = finite(s.percentiles[p])
-    out[f"count_{stem}"] = s.count
+def _metric_keys(metric: Metric, h: Histogram) -> dict[str, Any]:
+    """``mean_<stem>_ms`` ... ``p99_<stem>_ms``, ``count_<stem>``; nothing for an optional metric
+    without samples (a server that reports no timing leaves the results as they were)."""
+    if metric.optional and not h.count:
+        return {}
+    s = h.summary(PERCENTILES)
+    out: dict[str, Any] = {metric.key(name): finite(stat(s, name)) for name in STATS}
+    out[metric.key("count")] = s.count
     return out
 
 
-#: Distributions kept in the results for histogram charts: (histogram name, key in "histograms").
-_HISTOGRAMS: tuple[tuple[str, str], ...] = (
-    ("ttft", "ttft_ms"),
-    ("tpot", "tpot_ms"),
-    ("itl", "itl_ms"),
-    ("e2el", "e2el_ms"),
-    ("tokens_per_s", "tokens_per_s"),
-)
+def has_samples(res: Mapping[str, Any], metric: Metric) -> bool:
+    return bool(res.get(metric.key("count")))
+
+
+def shown(res: Mapping[str, Any], view: View) -> list[Metric]:
+    """The metrics ``view`` shows for these results: an optional one only where it has samples."""
+    return [m for m in shown_in(view) if not m.optional or has_samples(res, m)]
 
 
 def results(
@@ -84,8 +79,8 @@ def results(
         "concurrency": agg.busy_s / d if d else 0.0,
         "text_events": c["text_events"],
     }
-    for name, stem, _label, unit in METRIC_ROWS:
-        res.update(_metric_keys(stem, agg.hist[name], "_ms" if unit == "ms" else ""))
+    for metric in CATALOG:
+        res.update(_metric_keys(metric, agg.hist[metric.name]))
     compared = c["usage_compared"]
     res["output_tokens_source"] = dict(agg.output_sources)
     res["input_tokens_source"] = dict(agg.input_sources)
@@ -96,7 +91,7 @@ def results(
         "mean_abs_diff_tokens": c["usage_abs_diff"] / compared if compared else 0.0,
     }
     res["levels"] = [_level_row(label, sub) for label, sub in sorted(agg.levels.items(), key=_level_key)]
-    res["histograms"] = {key: [list(b) for b in agg.hist[name].bins()] for name, key in _HISTOGRAMS}
+    res["histograms"] = {m.bins_key: [list(b) for b in agg.hist[m.name].bins()] for m in shown_in(View.BINS)}
     res["timeseries"] = timeseries or []
     res["metadata"] = metadata
     return res
@@ -111,27 +106,20 @@ def _level_key(item: tuple[str, Aggregate]) -> tuple[float, str]:
 
 def _level_row(label: str, agg: Aggregate) -> dict[str, Any]:
     d = agg.duration_s
-    tps = agg.hist["tokens_per_s"].summary((50.0, 99.0))
-    ttft = agg.hist["ttft"].summary((50.0, 99.0))
-    itl = agg.hist["itl"].summary((50.0, 99.0))
     out_tokens = agg.counts["total_output_tokens"]
-    return {
+    row: dict[str, Any] = {
         "users": label,
         "completed": agg.counts["completed"],
         "failed": agg.failed,
         "cancelled": agg.counts["cancelled"],
         "duration": d,
-        "min_tokens_per_s": finite(tps.min),
-        "median_tokens_per_s": finite(tps.median),
-        "max_tokens_per_s": finite(tps.max),
-        "median_ttft_ms": finite(ttft.median),
-        "p99_ttft_ms": finite(ttft.percentiles[99.0]),
-        "mean_itl_ms": finite(itl.mean),
-        "median_itl_ms": finite(itl.median),
-        "p99_itl_ms": finite(itl.percentiles[99.0]),
-        "total_output_tokens": out_tokens,
-        "output_throughput": out_tokens / d if d else 0.0,
     }
+    for metric in LEVEL:
+        s = agg.hist[metric.name].summary(PERCENTILES)
+        row.update((metric.key(name), finite(stat(s, name))) for name in metric.level_stats)
+    row["total_output_tokens"] = out_tokens
+    row["output_throughput"] = out_tokens / d if d else 0.0
+    return row
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
@@ -144,6 +132,7 @@ def format_summary(res: dict[str, Any]) -> str:
     lines = [
         "=" * 26 + " llm-locust results " + "=" * 26,
         f"{'Host / model:':<{w}}{meta.get('host')}  {meta.get('model')}",
+        *_api_line(meta, w),
         f"{'Peak users:':<{w}}{meta.get('users')}",
         *(
             [f"{'Workers lost (reports up to then kept):':<{w}}{', '.join(meta['workers_lost'])}"]
@@ -183,18 +172,34 @@ def format_summary(res: dict[str, Any]) -> str:
     lines += [f"NOTE: {note}" for note in meta.get("notes", [])]
     if meta.get("options", {}).get("insecure"):
         lines.append("WARNING: TLS certificates were not verified (--insecure)")
-    head = f"{'metric':<20}{'mean':>10}{'median':>10}{'p90':>10}{'p95':>10}{'p99':>10}{'min':>10}{'max':>10}"
-    lines += ["-" * 72, head]
-    for _name, stem, label, unit in METRIC_ROWS:
-        sfx = "_ms" if unit == "ms" else ""
-        if not res[f"count_{stem}"]:
-            continue
-        vals = [res[f"{k}_{stem}{sfx}"] for k in ("mean", "median", "p90", "p95", "p99", "min", "max")]
-        lines.append(f"{label + ' (' + unit + ')':<20}" + "".join(f"{_fmt(v):>10}" for v in vals))
+    lines += ["-" * 72, *_metric_table(res)]
     if res["levels"]:
         lines += ["", format_levels(res["levels"])]
     lines.append("=" * 72)
     return "\n".join(lines)
+
+
+_TABLE_STATS = ("mean", "median", "p90", "p95", "p99", "min", "max")
+
+
+def _metric_table(res: dict[str, Any]) -> list[str]:
+    """The summary's table: one row per metric with samples. The label column is 20 wide, as it
+    always was; the server's figures, when there are any, widen it to fit their longer labels."""
+    rows = [m for m in shown_in(View.SUMMARY) if has_samples(res, m)]
+    w = max([20] + [len(m.display) + 2 for m in rows if m.optional])
+    head = f"{'metric':<{w}}" + "".join(f"{k:>10}" for k in _TABLE_STATS)
+    return [head] + [
+        f"{m.display:<{w}}" + "".join(f"{_fmt(res[m.key(k)]):>10}" for k in _TABLE_STATS) for m in rows
+    ]
+
+
+def _api_line(meta: dict[str, Any], w: int) -> list[str]:
+    """Which API flavor the run used and how it was chosen (results files before flavors: none)."""
+    api = meta.get("api")
+    if not api:
+        return []
+    by = meta.get("api_detected_by")
+    return [f"{'API flavor:':<{w}}{api}" + (f" (from {by})" if by else "")]
 
 
 def _not_streamed_line(res: dict[str, Any], w: int) -> list[str]:
@@ -229,8 +234,8 @@ def format_levels(levels: list[dict[str, Any]]) -> str:
     )
     lines = ["Per level (requests grouped by the number of users when they were sent)", head]
     for r in levels:
-        tps = " / ".join(_fmt(r[f"{k}_tokens_per_s"], 1) for k in ("min", "median", "max"))
-        ttft = f"{_fmt(r['median_ttft_ms'], 1):>10}{_fmt(r['p99_ttft_ms'], 1):>10}"
+        tps = " / ".join(_fmt(r[TOKENS_PER_S.key(k)], 1) for k in ("min", "median", "max"))
+        ttft = "".join(f"{_fmt(r[TTFT.key(k)], 1):>10}" for k in ("median", "p99"))
         lines.append(
             f"{r['users']:>6}{r['completed']:>7}{r['failed']:>6}{r['cancelled']:>5}  {tps:<32}"
             f"{ttft}{_fmt(r['output_throughput'], 1):>17}"
@@ -251,10 +256,9 @@ def write_csv(path: str, res: dict[str, Any]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(("metric", "unit", *cols))
-        for _name, stem, _label, unit in METRIC_ROWS:
-            sfx = "_ms" if unit == "ms" else ""
-            row = [res[f"count_{stem}"]] + [res[f"{k}_{stem}{sfx}"] for k in cols[1:]]
-            writer.writerow((stem, unit, *("" if v is None else v for v in row)))
+        for m in shown(res, View.CSV):
+            row = [res[m.key(k)] for k in cols]
+            writer.writerow((m.stem, m.unit, *("" if v is None else v for v in row)))
 
 
 def _ensure_dir(path: str) -> None:
