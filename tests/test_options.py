@@ -48,7 +48,9 @@ def test_model_discovery_on_dead_host_names_model_and_host(tmp_path: Path) -> No
     run = run_locust(tmp_path, "http://127.0.0.1:9", "-u", "1", "-t", "5s")
     assert run.returncode == 1
     line = one_line_error(run.output)
-    assert "--model not given and http://127.0.0.1:9 does not answer: GET /v1/models: Connection refused" in line
+    assert "--model not given and http://127.0.0.1:9 does not answer: GET /v1/models: Connection refused" in (
+        line
+    )
 
 
 def test_unknown_flag_is_locusts_one_line_error(tmp_path: Path) -> None:

@@ -148,11 +148,9 @@ class RequestRecord:
         return None if prefill is None or self.ttft_ms is None else self.ttft_ms - prefill
 
     @property
-    def client_tpot_share_ms(self) -> float | None:
-        """TPOT minus the server's own time per output token."""
-        server = self.server.time_per_token_ms if self.server is not None else None
-        tpot = self.tpot_ms
-        return None if server is None or tpot is None else tpot - server
+    def server_tpot_ms(self) -> float | None:
+        """The server's own decode time per output token (compare with :attr:`tpot_ms`)."""
+        return self.server.time_per_token_ms if self.server is not None else None
 
 
 class RequestTimer:
