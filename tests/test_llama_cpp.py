@@ -133,3 +133,27 @@ def test_server_killed_mid_run(tmp_path: Path, engine: tuple[Path, Path]) -> Non
     assert "reset_mid_stream" in res["failures"] or "truncated" in res["failures"]
     assert "Traceback" not in output
     assert locust.returncode == 1  # failed requests, and a clean end
+
+
+@pytest.mark.parametrize(
+    "api", ["openai-chat", "openai-completions", "openai-responses", "anthropic-messages"]
+)
+def test_every_flavor_this_build_serves(tmp_path: Path, llama8: str, api: str) -> None:
+    """llama-server serves /v1/chat/completions, /v1/completions, /v1/responses and Anthropic's
+    /v1/messages: each flavor's counts agree with the server's usage (and its timings where it
+    sends them), one event per token."""
+    rows, run = records(tmp_path, llama8, "-u", "2", "-t", "5s", "--stop-timeout", "30", "--api", api,
+                        "--max-tokens", "24", "--ignore-eos", *NO_CACHE)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    res = run.results
+    assert res is not None and res["metadata"]["api"] == api
+    ok = [r for r in rows if r["outcome"] == "ok"]
+    assert len(ok) >= 4 and len(ok) == len(rows), rows[:3]
+    for r in ok:
+        assert r["output_tokens_source"] == "usage" and r["output_tokens"] == 24 == r["text_events"]
+        assert r["ttft_ms"] > 0 and r["tpot_ms"] > 0
+        timings = r["server_timings"]
+        if timings is not None:  # llama.cpp sends its timings with the chat and completions streams
+            assert timings["predicted_n"] == 24 and r["ttft_ms"] >= timings["prompt_ms"]
+    assert res["total_output_tokens"] == 24 * len(ok)
+    assert "API flavor:" in run.output and api in run.output
