@@ -79,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--slots", type=int, default=4, help="slots: parallel slots (default 4)")
     m.add_argument(
+        "--reasoning-tokens",
+        type=int,
+        default=0,
+        metavar="N",
+        help="The first N tokens of every answer are reasoning text, in each API's reasoning field "
+        "(default 0)",
+    )
+    m.add_argument(
         "--fault",
         type=_fault_spec,
         action="append",
@@ -186,6 +194,9 @@ def _mock(args: Any) -> int:
     if args.output_tokens is not None and args.output_tokens < 0:
         print("llm-locust mock: error: --output-tokens must be >= 0", file=sys.stderr)
         return 2
+    if args.reasoning_tokens < 0:
+        print("llm-locust mock: error: --reasoning-tokens must be >= 0", file=sys.stderr)
+        return 2
     timing = Timing(
         ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, jitter_ms=args.jitter_ms, output_tokens=args.output_tokens
     )
@@ -198,7 +209,12 @@ def _mock(args: Any) -> int:
         seed=args.seed,
     )
     server = MockServer(
-        engine, model=args.model, faults=dict(args.fault), stall_s=args.stall_s, seed=args.seed
+        engine,
+        model=args.model,
+        faults=dict(args.fault),
+        stall_s=args.stall_s,
+        seed=args.seed,
+        reasoning_tokens=args.reasoning_tokens,
     )
     if bool(args.tls_cert) != bool(args.tls_key):
         print("llm-locust mock: error: --tls-cert and --tls-key go together", file=sys.stderr)

@@ -1,1 +1,1 @@
-"""The built-in OpenAI-compatible mock engine (``llm-locust mock``)."""
+"""The built-in mock engine (``llm-locust mock``): every API flavor llm-locust speaks, no GPU."""
