@@ -51,9 +51,12 @@ def _non_negative(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llm-locust", description=__doc__)
+    # no prefix matching: a misspelt option is refused, not silently taken for another
+    parser = argparse.ArgumentParser(prog="llm-locust", description=__doc__, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("mock", help="Run the OpenAI-compatible mock engine")
+    m = sub.add_parser(
+        "mock", allow_abbrev=False, help="Run the mock engine (every API flavor: OpenAI, Ollama, Anthropic)"
+    )
     m.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1)")
     m.add_argument("--port", type=int, default=8000, help="Port (0 picks a free one; default 8000)")
     m.add_argument("--model", default="mock", help="Model id served (default 'mock')")
@@ -97,16 +100,24 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=None, help="Random seed for faults and jitter")
     m.add_argument("--tls-cert", default=None, metavar="PEM", help="Serve HTTPS with this certificate chain")
     m.add_argument("--tls-key", default=None, metavar="PEM", help="The private key of --tls-cert")
-    d = sub.add_parser("demo", help="Start the mock and run a short seed ladder against it")
+    d = sub.add_parser(
+        "demo", allow_abbrev=False, help="Start the mock and run a short seed ladder against it"
+    )
     d.add_argument("--locustfile", default="locustfiles/seed_benchmark.py")
     d.add_argument("--levels", default="1,8,32")
     d.add_argument("--level-duration", default="6")
     d.add_argument("--llm-json", default="")
-    c = sub.add_parser("compare", help="Compare results files written by --llm-json, side by side")
+    c = sub.add_parser(
+        "compare", allow_abbrev=False, help="Compare results files written by --llm-json, side by side"
+    )
     c.add_argument("files", nargs="*", metavar="RESULTS.json", help="Two or more; the first is the baseline")
     c.add_argument("--names", default=None, help="Comma-separated run names (default: the file stems)")
     c.add_argument("--html", default=None, metavar="PATH", help="Also write a self-contained HTML report")
-    r = sub.add_parser("report", help="Print the summary of a results file; --html writes its HTML report")
+    r = sub.add_parser(
+        "report",
+        allow_abbrev=False,
+        help="Print the summary of a results file; --html writes its HTML report",
+    )
     r.add_argument("file", metavar="RESULTS.json", help="A results file written by --llm-json")
     r.add_argument("--html", default=None, metavar="PATH", help="Write the self-contained HTML report")
     return parser

@@ -47,12 +47,17 @@ def _usage(response: Any) -> tuple[int | None, int | None, int | None]:
 
 
 def _finish(response: Any, kind: str) -> str:
-    if kind == "response.incomplete" and isinstance(response, dict):
+    """Why the response ended: its incomplete reason (``max_output_tokens``: OpenAI sends
+    ``response.incomplete``, vLLM ``response.completed`` with ``status: "incomplete"``), else its
+    status."""
+    response = response if isinstance(response, dict) else {}
+    status = response.get("status")
+    if kind == "response.incomplete" or status == "incomplete":
         details = response.get("incomplete_details")
         if isinstance(details, dict) and isinstance(details.get("reason"), str):
             return str(details["reason"])
         return "incomplete"
-    return "completed"
+    return status if isinstance(status, str) else "completed"
 
 
 def delta_of(kind: str, obj: Any, data: str) -> Delta:
