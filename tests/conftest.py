@@ -44,8 +44,15 @@ class Mock:
     proc: subprocess.Popen[str]
 
     def stats(self) -> dict[str, Any]:
+        return self.all_stats()["served"]  # type: ignore[no-any-return]
+
+    def by_flavor(self, api: str) -> dict[str, Any]:
+        """What the mock served of one API flavor (``/mock/stats``'s ``served_by_flavor``)."""
+        return self.all_stats()["served_by_flavor"][api]  # type: ignore[no-any-return]
+
+    def all_stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.url + "/mock/stats", timeout=5, context=self._tls()) as r:
-            return json.loads(r.read())["served"]  # type: ignore[no-any-return]
+            return json.loads(r.read())  # type: ignore[no-any-return]
 
     def reset(self) -> None:
         req = urllib.request.Request(self.url + "/mock/reset", method="POST", data=b"")
