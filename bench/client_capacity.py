@@ -62,7 +62,11 @@ def offered_itl_ms(users: int, itl_ms: float | None) -> float:
     return itl_ms if itl_ms is not None else users / EVENTS_PER_S * 1000
 
 
-def run(users: int, seconds: float, itl: float | None = None) -> dict[str, float]:
+def run(
+    users: int, seconds: float, itl: float | None = None, api: str = "openai-chat", bare: str = ""
+) -> dict[str, float]:
+    """One configuration; ``api``: the flavor the users speak; ``bare``: plain Locust users of
+    bench/bare_locust.py in that mode ("floor" or "measure") instead of llm-locust's."""
     itl_ms = offered_itl_ms(users, itl)
     mock, url = start_mock_process(
         "--engine", "fixed", "--ttft-ms", str(TTFT_MS), "--itl-ms", f"{itl_ms:g}",
@@ -72,12 +76,14 @@ def run(users: int, seconds: float, itl: float | None = None) -> dict[str, float
     out = Path(tempfile.mkdtemp()) / "r.json"
     request_s = (TTFT_MS + TOKENS * itl_ms) / 1000
     warm_s = max(4.0, users / 500 + 2) + request_s + 1  # ramp, then one full request on every connection
+    locustfile = ROOT / "bench" / ("bare_locust.py" if bare else "steady.py")
     cmd = [
-        *pin(1), sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "steady.py"), "--headless",
-        "--host", url, "--model", "mock", "--llm-json", str(out), "--only-summary", "--loglevel", "WARNING",
-        "--stop-timeout", str(int(request_s + 10)),
+        *pin(1), sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+        "--host", url, "--only-summary", "--loglevel", "WARNING", "--stop-timeout", str(int(request_s + 10)),
     ]  # fmt: skip
-    env = {**os.environ, "BENCH_USERS": str(users), "BENCH_WARM_S": f"{warm_s:g}"}
+    if not bare:
+        cmd += ["--model", "mock", "--api", api, "--llm-json", str(out)]
+    env = {**os.environ, "BENCH_USERS": str(users), "BENCH_WARM_S": f"{warm_s:g}", "BARE_MODE": bare}
     env["BENCH_STEADY_S"] = f"{seconds + 2:g}"
     client = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -92,11 +98,19 @@ def run(users: int, seconds: float, itl: float | None = None) -> dict[str, float
     finally:
         mock.terminate()
         mock.wait(timeout=10)
+    events = ev1 - ev0
+    if bare:
+        return {
+            "users": users,
+            "itl_ms": itl_ms,
+            "events_per_s": events / (t1 - t0),
+            "cpu_share": (cpu1 - cpu0) / (t1 - t0),
+            "events_per_cpu_s": events / max(cpu1 - cpu0, 1e-9),
+        }
     if not out.exists():
         raise RuntimeError(f"locust wrote no results (exit {client.returncode}): {err[-2000:]}")
     res = json.loads(out.read_text())
     steady = next(level for level in res["levels"] if level["users"] == "steady")
-    events = ev1 - ev0
     return {
         "users": users,
         "itl_ms": itl_ms,

@@ -1,4 +1,10 @@
-"""Shared fixtures: the mock engine in a child process, and headless Locust runs."""
+"""Shared fixtures: the mock engine in a child process, and headless Locust runs.
+
+The folders are the test layers, and each gives its tests a marker (registered in pyproject.toml):
+``unit/`` (in one process; sockets on 127.0.0.1 at most), ``e2e/`` (headless Locust and the mock in
+child processes), ``browser/`` (chromium drives the web UI), ``engine/`` (llama.cpp's llama-server,
+marker ``llama``). ``pytest -m "not llama"`` skips the real engine, ``pytest -m unit`` is the
+quickest loop; ``make test`` runs everything."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import pytest
 from llm_locust.cli import start_mock_process
 
 ROOT = Path(__file__).resolve().parent.parent
+LAYER_MARKERS = {"unit": "unit", "e2e": "e2e", "browser": "browser", "engine": "llama"}
 LOCUSTFILES = ROOT / "locustfiles"
 TEST_LOCUSTFILES = Path(__file__).resolve().parent / "locustfiles"
 
@@ -173,3 +180,14 @@ def page(browser: Any) -> Iterator[Any]:
     pg.shot = shot
     yield pg
     context.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test gets the marker of its folder (see the module's docstring)."""
+    for item in items:
+        layer = LAYER_MARKERS.get(item.path.parent.name)
+        if layer is None:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test belongs in one of tests/{', tests/'.join(LAYER_MARKERS)}"
+            )
+        item.add_marker(layer)

@@ -84,6 +84,7 @@ class AnthropicMessages:
     stream_media_types = ("text/event-stream",)
     plain_scanner: str | None = None
     end_marker = "message_stop"
+    ignore_eos_field = True
 
     def request(self, sample: Sample, options: RequestOptions) -> Request:
         body: dict[str, Any] = {

@@ -129,6 +129,7 @@ class Flavor(Protocol):
     stream_media_types: tuple[str, ...]
     plain_scanner: str | None
     end_marker: str  # what ends a stream normally, for the 'truncated' detail
+    ignore_eos_field: bool  # the request can ask to generate the full output length (--ignore-eos)
 
     def request(self, sample: Sample, options: RequestOptions) -> Request: ...
 

@@ -32,6 +32,7 @@ class OllamaGenerate:
     stream_media_types = _ollama.MEDIA_TYPES
     plain_scanner: str | None = None
     end_marker = "a line with done: true"
+    ignore_eos_field = False
 
     def request(self, sample: Sample, options: RequestOptions) -> Request:
         body = _ollama.body(options.model, sample, options.temperature)

@@ -210,6 +210,7 @@ class OpenAIChat:
     stream_media_types = STREAM_CONTENT_TYPES
     plain_scanner: str | None = "openai-chat"
     end_marker = "[DONE] or finish_reason"
+    ignore_eos_field = True
 
     def request(self, sample: Sample, options: RequestOptions) -> Request:
         body = build_body(

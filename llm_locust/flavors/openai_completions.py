@@ -73,6 +73,7 @@ class OpenAICompletions:
     stream_media_types = ("text/event-stream",)
     plain_scanner: str | None = None
     end_marker = "[DONE] or finish_reason"
+    ignore_eos_field = True
 
     def request(self, sample: Sample, options: RequestOptions) -> Request:
         body: dict[str, Any] = {

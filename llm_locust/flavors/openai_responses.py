@@ -112,6 +112,7 @@ class OpenAIResponses:
     stream_media_types = ("text/event-stream",)
     plain_scanner: str | None = None
     end_marker = "response.completed"
+    ignore_eos_field = True
 
     def request(self, sample: Sample, options: RequestOptions) -> Request:
         body: dict[str, Any] = {"model": options.model, "input": sample.turns, "stream": True}

@@ -101,7 +101,8 @@ def add_arguments(parser: Any) -> None:
         "--api-key",
         default="",
         is_secret=True,
-        help="Bearer token (default: $OPENAI_API_KEY); never logged or reported",
+        help="The API key, sent as the flavor sends it (Bearer; x-api-key for Anthropic), to the start-up"
+        " host only (default: $OPENAI_API_KEY); never logged or reported",
     )
     opt("--extra-body", default="", help="JSON object merged into each request body, e.g. '{\"top_k\": 1}'")
     opt(

@@ -135,6 +135,14 @@ def _on_test_start(state: LLMState) -> None:
         _fail(env, str(exc))
         return
     state.configure(config, detected_by)
+    chosen = state.require_flavor()
+    if config.ignore_eos and not chosen.ignore_eos_field and not isinstance(env.runner, WorkerRunner):
+        note = (
+            f"--ignore-eos: {chosen.name} has no ignore-EOS field, so output lengths are the model's;"
+            " compare per-token metrics (TPOT, ITL, tok/s) across engines"
+        )
+        state.notes.append(note)
+        logger.warning("%s", note)
     if state.started_at_wall_s is None:
         state.started_at_wall_s = time.time()
     state.ended_at_wall_s = None

@@ -98,7 +98,7 @@ def install(environment: Any, state: LLMState) -> None:
         if option is None:
             return
         binding = state.key_binding
-        help_text = "Bearer token (default: $OPENAI_API_KEY)."
+        help_text = "The API key (default: $OPENAI_API_KEY)."
         if binding is not None and binding.key:
             where = binding.host or "the --host given at start-up (none was: it is not sent)"
             help_text = (

@@ -347,8 +347,10 @@ def test_ollama_reports_the_mocks_own_durations() -> None:
         gevent.joinall(jobs, raise_error=True)
     lasts = [summary("ollama-chat", j.value.body).objs[-1] for j in jobs]
     # which of the two reached the slot first is the mock's accept order, not the spawn order
-    alone, queued = sorted(({k: v / 1e6 for k, v in last.items() if "dur" in k} for last in lasts),
-                           key=lambda ms: ms["total_duration"])
+    alone, queued = sorted(
+        ({k: v / 1e6 for k, v in last.items() if "dur" in k} for last in lasts),
+        key=lambda ms: ms["total_duration"],
+    )
     for ms in (alone, queued):  # on the schedule: never early; late only when the mock's loop was
         assert 30 <= ms["prompt_eval_duration"] < 40 and ms["eval_duration"] == pytest.approx(50, abs=8)
         assert ms["load_duration"] == 0

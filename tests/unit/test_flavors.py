@@ -94,7 +94,9 @@ def sse(name: str, obj: dict[str, Any]) -> tuple[str, str]:
 
 def test_openai_completions_stream() -> None:
     def chunk(text: str, finish: str | None = None) -> tuple[str, str]:
-        return "message", orjson.dumps({"choices": [{"index": 0, "text": text, "finish_reason": finish}]}).decode()
+        return "message", orjson.dumps(
+            {"choices": [{"index": 0, "text": text, "finish_reason": finish}]}
+        ).decode()
 
     usage = (
         "message",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import LOCUSTFILES, LocustRun, run_locust
-from test_metrics import make_record
+from fakes import make_record
 
 from llm_locust.cli import start_mock_process
 from llm_locust.metrics.aggregate import Aggregate

@@ -80,3 +80,22 @@ def test_auto_says_which_flavor_it_took(tmp_path: Path, mock_engine, suffix: str
     assert (res["metadata"]["api"], res["metadata"]["api_detected_by"]) == (api, how)
     assert res["metadata"]["model"] == "mock" and res["completed"] == mock.by_flavor(api)["ok"] > 0
     assert "API flavor:" in run.output and how in run.output
+
+
+@pytest.mark.parametrize("api", ["ollama-chat", "ollama-generate", "openai-chat"])
+def test_ignore_eos_where_the_api_has_no_such_field_is_said(tmp_path: Path, mock_engine, api: str) -> None:
+    """Ollama cannot be told to ignore EOS: the run says so (log, summary, JSON) instead of letting a
+    user believe every answer was --max-tokens long."""
+    mock = mock_engine("--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "5", "--output-tokens", "5")
+    run = run_locust(tmp_path, mock.url, "-u", "1", "-t", "2s", "--stop-timeout", "5", "--api", api,
+                     "--model", "mock", "--ignore-eos")  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    res = run.results
+    assert res is not None and res["completed"] > 0
+    notes = [n for n in res["metadata"]["notes"] if n.startswith("--ignore-eos")]
+    if api.startswith("ollama"):
+        assert notes == [f"--ignore-eos: {api} has no ignore-EOS field, so output lengths are the model's;"
+                         " compare per-token metrics (TPOT, ITL, tok/s) across engines"]  # fmt: skip
+        assert f"NOTE: {notes[0]}" in run.output
+    else:
+        assert notes == []

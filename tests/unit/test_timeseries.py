@@ -6,11 +6,11 @@ import itertools
 import random
 
 import pytest
+from fakes import make_record
 
 from llm_locust.metrics.aggregate import Aggregate
 from llm_locust.metrics.histogram import Histogram
 from llm_locust.metrics.timeseries import TimeSeries
-from tests.test_metrics import make_record
 
 
 def test_bins_hold_every_sample_in_order() -> None:

@@ -6,44 +6,11 @@ import math
 import random
 
 import pytest
+from fakes import FakeClock, make_record
 
 from llm_locust.metrics.aggregate import Aggregate
 from llm_locust.metrics.histogram import Histogram
 from llm_locust.metrics.records import RequestTimer
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def make_record(
-    ttft_ms: float = 200.0,
-    gaps_ms: tuple[float, ...] = (20.0, 30.0, 10.0),
-    tokens: int = 4,
-    reasoning_first: int = 0,
-):
-    clock = FakeClock()
-    timer = RequestTimer(clock)  # sent at t=100
-    clock.t += 0.005
-    timer.headers()
-    at = 100.0 + ttft_ms / 1000
-    timer.text(at, visible=reasoning_first == 0)
-    for i, gap in enumerate(gaps_ms, start=1):
-        at += gap / 1000
-        timer.text(at, visible=i >= reasoning_first)
-    clock.t = at + 0.001
-    return timer.finish(
-        "ok",
-        done_at_s=at + 0.0005,
-        output_tokens=tokens,
-        output_tokens_source="usage",
-        input_tokens=7,
-        input_tokens_source="usage",
-    )
 
 
 def test_definitions_match_metrics_md() -> None:
