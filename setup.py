@@ -18,9 +18,10 @@ if sys.platform.startswith("linux"):
                 "llm_locust/_native/_events.c",
                 "llm_locust/_native/_chunked.c",
                 "llm_locust/_native/_plain_chunk.c",
+                "llm_locust/_native/_json_scan.c",
                 "llm_locust/_native/_hdr.c",
             ],
-            depends=["llm_locust/_native/_speedups.h"],
+            depends=["llm_locust/_native/_speedups.h", "llm_locust/_native/_json_scan.h"],
             optional=True,
             extra_compile_args=["-O2"],
         )

@@ -43,10 +43,10 @@ FUZZ = ROOT / "fuzz"
 #: the extension's C files, in setup.py's order
 C_SOURCES = tuple(
     f"llm_locust/_native/{name}"
-    for name in ("_speedups.c", "_events.c", "_chunked.c", "_plain_chunk.c", "_hdr.c")
+    for name in ("_speedups.c", "_events.c", "_chunked.c", "_plain_chunk.c", "_json_scan.c", "_hdr.c")
     if (ROOT / "llm_locust" / "_native" / name).exists()
 )
-TARGET_NAMES = ("sse", "reader", "plain", "content")
+TARGET_NAMES = ("sse", "reader", "plain", "plain_flavors", "content")
 #: libFuzzer's inputs: a few KiB is enough (the big runs are made by Script.blown_up)
 MAX_LEN = 4096
 

@@ -838,9 +838,12 @@ def content_target(data: bytes) -> None:
             raise Divergence(f"content: {coding} {_show(py)}\n uncompressed {_show(plain)}")
 
 
+from fuzz.plain_flavors import plain_flavors_target  # noqa: E402
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "sse": sse_target,
     "reader": reader_target,
     "plain": plain_target,
+    "plain_flavors": plain_flavors_target,
     "content": content_target,
 }

@@ -55,8 +55,11 @@ int took_text(Body *self, double at, int visible) {
 int dispatch(Body *self, PyObject *out) {
     /* A plain text chunk is taken here, unless an event of this read already went to Python
        (which handles them after this read: the order of text events must stay). */
-    if (self->record && self->name == NULL && PyList_GET_SIZE(out) == 0) {
-        int plain = plain_chunk(self->data.p ? self->data.p : "", self->data.len, &self->text);
+    /* OpenAI chat and completions take an SSE event named "error" as an error: only an unnamed
+       event is theirs; the other flavors decide by the data alone. */
+    int named_ok = self->scanner != PLAIN_OPENAI_CHAT && self->scanner != PLAIN_OPENAI_COMPLETIONS;
+    if (self->record && (named_ok || self->name == NULL) && PyList_GET_SIZE(out) == 0) {
+        int plain = plain_event(self->scanner, self->data.p ? self->data.p : "", self->data.len, &self->text);
         if (plain < 0) return -1;
         if (plain) {
             reset_event(self);
@@ -148,7 +151,7 @@ int ndjson_line(Body *self, const char *p, Py_ssize_t n, double at, PyObject *ou
     self->has_data = 1;
     self->data_at = at;
     Py_INCREF(sp_empty_str);
-    Py_XSETREF(self->name, sp_empty_str); /* named: never taken as a plain chat chunk */
+    Py_XSETREF(self->name, sp_empty_str); /* NDJSON events are named "" */
     return dispatch(self, out);
 }
 

@@ -1,360 +1,220 @@
-/* The common chat-completion chunk, recognised without building any Python object.
+/* The common event of each API flavor, recognised without building any Python object.
  *
- * Nearly every event of a stream is one token of text:
+ * Nearly every event of a stream is one token of text, e.g. OpenAI chat's
  *     {"id":"…","object":"chat.completion.chunk",…,"choices":[{"index":0,"delta":{"content":" the"},
  *      "finish_reason":null}]}
- * plain_chunk() says whether ``data`` is such a chunk exactly when
- * llm_locust.flavors.openai_chat.plain_content(orjson.loads(data)) returns text, and then appends that text.
- * It is conservative: anything it is not sure of (invalid or unusual JSON, escaped keys, surrogate
- * escapes, exponents, deep nesting, a key of interest given twice, a falsy value other than null or
- * "") makes it answer 0, and the event goes to the Python path, which judges it. It never answers
- * 1 where Python would not. tests/test_plain_chunk.py holds the two equal on generated chunks.
+ * plain_event(kind, …) says whether ``data`` is such an event of that flavor exactly when the
+ * flavor's Python ``plain_content(orjson.loads(data))`` returns text (llm_locust/flavors/), and
+ * then appends that text. It is conservative: anything it is not sure of (invalid or unusual JSON,
+ * escaped keys, surrogate escapes, exponents, deep nesting, a key of interest given twice, a falsy
+ * value other than null or "") makes it answer 0, and the event goes to the Python path, which judges
+ * it. It never answers 1 where Python would not. tests/unit/test_plain_chunk.py holds the two equal
+ * on generated events of every flavor.
  */
-#include "_speedups.h"
-
-#define MAX_DEPTH 32
-#define MAX_INT_DIGITS 15
-
-typedef struct {
-    const unsigned char *p, *end;
-} Cur;
-
-static void ws(Cur *c) {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) c->p++;
-}
-
-static int hex4(const unsigned char *p) {
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        unsigned char h = p[i];
-        int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
-        if (d < 0) return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-/* Whether the whole payload is valid UTF-8 (Python decodes the event with "replace": invalid
- * bytes would change the text, so such events go to Python). */
-static int utf8_ok(const unsigned char *p, const unsigned char *end) {
-    while (p < end) {
-        unsigned char b = *p;
-        if (b < 0x80) {
-            p++;
-            continue;
-        }
-        int n;
-        unsigned int cp;
-        if (b >= 0xC2 && b <= 0xDF) {
-            n = 1;
-            cp = b & 0x1F;
-        } else if (b >= 0xE0 && b <= 0xEF) {
-            n = 2;
-            cp = b & 0x0F;
-        } else if (b >= 0xF0 && b <= 0xF4) {
-            n = 3;
-            cp = b & 0x07;
-        } else {
-            return 0;
-        }
-        if (end - p <= n) return 0;
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        p += n + 1;
-    }
-    return 1;
-}
-
-/* A string at c->p (its opening quote). Sets [*s, *e) to its raw inside and *escaped. 0 or -1. */
-static int string(Cur *c, const unsigned char **s, const unsigned char **e, int *escaped) {
-    c->p++;
-    *s = c->p;
-    *escaped = 0;
-    while (c->p < c->end) {
-        unsigned char ch = *c->p;
-        if (ch == '"') {
-            *e = c->p++;
-            return 0;
-        }
-        if (ch < 0x20) return -1;
-        if (ch == '\\') {
-            *escaped = 1;
-            if (c->end - c->p < 2) return -1;
-            switch (c->p[1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                c->p += 2;
-                break;
-            case 'u': {
-                if (c->end - c->p < 6) return -1;
-                int v = hex4(c->p + 2);
-                if (v < 0 || (v >= 0xD800 && v <= 0xDFFF)) return -1;
-                c->p += 6;
-                break;
-            }
-            default:
-                return -1;
-            }
-            continue;
-        }
-        c->p++;
-    }
-    return -1;
-}
-
-/* The text of a string whose raw inside is [s, e), appended to out (escapes decoded). */
-static int unescape(const unsigned char *s, const unsigned char *e, Buf *out) {
-    while (s < e) {
-        const unsigned char *bs = memchr(s, '\\', (size_t)(e - s));
-        const unsigned char *stop = bs ? bs : e;
-        if (stop > s && buf_add(out, (const char *)s, stop - s) < 0) return -1;
-        if (bs == NULL) return 0;
-        char one;
-        switch (bs[1]) {
-        case 'b': one = '\b'; break;
-        case 'f': one = '\f'; break;
-        case 'n': one = '\n'; break;
-        case 'r': one = '\r'; break;
-        case 't': one = '\t'; break;
-        case 'u': {
-            int v = hex4(bs + 2); /* checked by string(): no surrogates */
-            char u[3];
-            int n;
-            if (v < 0x80) {
-                u[0] = (char)v;
-                n = 1;
-            } else if (v < 0x800) {
-                u[0] = (char)(0xC0 | (v >> 6));
-                u[1] = (char)(0x80 | (v & 0x3F));
-                n = 2;
-            } else {
-                u[0] = (char)(0xE0 | (v >> 12));
-                u[1] = (char)(0x80 | ((v >> 6) & 0x3F));
-                u[2] = (char)(0x80 | (v & 0x3F));
-                n = 3;
-            }
-            if (buf_add(out, u, n) < 0) return -1;
-            s = bs + 6;
-            continue;
-        }
-        default: one = (char)bs[1]; /* " \ / */
-        }
-        if (buf_add(out, &one, 1) < 0) return -1;
-        s = bs + 2;
-    }
-    return 0;
-}
-
-static int number(Cur *c) {
-    const unsigned char *p = c->p, *end = c->end;
-    if (p < end && *p == '-') p++;
-    const unsigned char *digits = p;
-    if (p < end && *p == '0') {
-        p++;
-    } else if (p < end && *p >= '1' && *p <= '9') {
-        while (p < end && *p >= '0' && *p <= '9') p++;
-    } else {
-        return -1;
-    }
-    if (p - digits > MAX_INT_DIGITS) return -1;
-    if (p < end && *p == '.') {
-        p++;
-        const unsigned char *frac = p;
-        while (p < end && *p >= '0' && *p <= '9') p++;
-        if (p == frac || p - frac > MAX_INT_DIGITS) return -1;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) return -1; /* not sure how every parser rounds these */
-    c->p = p;
-    return 0;
-}
-
-static int literal(Cur *c, const char *word, size_t n) {
-    if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0) return -1;
-    c->p += n;
-    return 0;
-}
-
-static int skip_value(Cur *c, int depth);
-
-/* Members of an object or items of an array after its opening bracket, skipped. */
-static int skip_container(Cur *c, int depth, int is_object) {
-    unsigned char close = is_object ? '}' : ']';
-    c->p++;
-    ws(c);
-    if (c->p < c->end && *c->p == close) {
-        c->p++;
-        return 0;
-    }
-    for (;;) {
-        if (is_object) {
-            const unsigned char *s, *e;
-            int escaped;
-            if (c->p >= c->end || *c->p != '"' || string(c, &s, &e, &escaped) < 0) return -1;
-            ws(c);
-            if (c->p >= c->end || *c->p != ':') return -1;
-            c->p++;
-        }
-        if (skip_value(c, depth + 1) < 0) return -1;
-        ws(c);
-        if (c->p >= c->end) return -1;
-        if (*c->p == close) {
-            c->p++;
-            return 0;
-        }
-        if (*c->p != ',') return -1;
-        c->p++;
-        ws(c);
-    }
-}
-
-static int skip_value(Cur *c, int depth) {
-    if (depth > MAX_DEPTH) return -1;
-    ws(c);
-    if (c->p >= c->end) return -1;
-    const unsigned char *s, *e;
-    int escaped;
-    switch (*c->p) {
-    case '{': return skip_container(c, depth, 1);
-    case '[': return skip_container(c, depth, 0);
-    case '"': return string(c, &s, &e, &escaped);
-    case 't': return literal(c, "true", 4);
-    case 'f': return literal(c, "false", 5);
-    case 'n': return literal(c, "null", 4);
-    default: return number(c);
-    }
-}
-
-/* A value that must be null, or (where allow_empty) null or "": what Python's falsy checks accept here. */
-static int null_or_empty(Cur *c, int allow_empty) {
-    ws(c);
-    if (c->p < c->end && *c->p == 'n') return literal(c, "null", 4);
-    if (allow_empty && c->end - c->p >= 2 && c->p[0] == '"' && c->p[1] == '"') {
-        c->p += 2;
-        return 0;
-    }
-    return -1;
-}
-
-typedef int (*MemberFn)(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx);
-
-/* An object at c->p: each member's value is handled by fn (which skips what it does not need). */
-static int object(Cur *c, MemberFn fn, unsigned *seen, void *ctx) {
-    ws(c);
-    if (c->p >= c->end || *c->p != '{') return -1;
-    c->p++;
-    ws(c);
-    if (c->p < c->end && *c->p == '}') {
-        c->p++;
-        return 0;
-    }
-    for (;;) {
-        const unsigned char *s, *e;
-        int escaped;
-        if (c->p >= c->end || *c->p != '"' || string(c, &s, &e, &escaped) < 0) return -1;
-        if (escaped) return -1; /* an escaped key might spell one of ours */
-        ws(c);
-        if (c->p >= c->end || *c->p != ':') return -1;
-        c->p++;
-        if (fn(c, s, e - s, seen, ctx) < 0) return -1;
-        ws(c);
-        if (c->p >= c->end) return -1;
-        if (*c->p == '}') {
-            c->p++;
-            return 0;
-        }
-        if (*c->p != ',') return -1;
-        c->p++;
-        ws(c);
-    }
-}
-
-#define KEY(k) (key_len == (Py_ssize_t)(sizeof(k) - 1) && memcmp(key, k, sizeof(k) - 1) == 0)
-
-/* Each key of interest once only: with a repeated key Python keeps the last value. */
-static int once(unsigned *seen, unsigned bit) {
-    if (*seen & bit) return -1;
-    *seen |= bit;
-    return 0;
-}
+#include "_json_scan.h"
 
 typedef struct {
     Buf *text;
     Py_ssize_t text_len; /* where this event's text starts in text */
 } Ctx;
 
-enum { D_CONTENT = 1, D_REASONING_CONTENT = 2, D_REASONING = 4 };
-
-static int delta_member(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
-    if (KEY("content")) {
-        if (once(seen, D_CONTENT) < 0) return -1;
-        ws(c);
-        const unsigned char *s, *e;
-        int escaped;
-        if (c->p >= c->end || *c->p != '"' || string(c, &s, &e, &escaped) < 0 || s == e) return -1;
-        Ctx *x = ctx;
-        return escaped ? unescape(s, e, x->text) : buf_add(x->text, (const char *)s, e - s);
-    }
-    if (KEY("reasoning_content")) return once(seen, D_REASONING_CONTENT) < 0 ? -1 : null_or_empty(c, 1);
-    if (KEY("reasoning")) return once(seen, D_REASONING) < 0 ? -1 : null_or_empty(c, 1);
-    return skip_value(c, 3);
+/* A non-empty string, its text appended to the event's text. */
+static int text_value(Cur *c, void *ctx) {
+    js_ws(c);
+    const unsigned char *s, *e;
+    int escaped;
+    if (c->p >= c->end || *c->p != '"' || js_string(c, &s, &e, &escaped) < 0 || s == e) return -1;
+    Ctx *x = ctx;
+    return escaped ? js_unescape(s, e, x->text) : buf_add(x->text, (const char *)s, e - s);
 }
 
-enum { C_FINISH = 1, C_DELTA = 2 };
+/* A string without escapes equal to ``want`` (n bytes). */
+static int exact_string(Cur *c, const char *want, size_t n) {
+    js_ws(c);
+    const unsigned char *s, *e;
+    int escaped;
+    if (c->p >= c->end || *c->p != '"' || js_string(c, &s, &e, &escaped) < 0 || escaped) return -1;
+    return (size_t)(e - s) == n && memcmp(s, want, n) == 0 ? 0 : -1;
+}
 
-static int choice_member(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
-    if (KEY("finish_reason")) return once(seen, C_FINISH) < 0 ? -1 : null_or_empty(c, 0);
+#define EXACT(c, lit) exact_string((c), lit, sizeof(lit) - 1)
+
+/* An "object" member that must not say "error" (a string without escapes, or any other value). */
+static int not_error_object(Cur *c) {
+    js_ws(c);
+    if (c->p < c->end && *c->p == '"') {
+        const unsigned char *s, *e;
+        int escaped;
+        if (js_string(c, &s, &e, &escaped) < 0 || escaped) return -1;
+        return e - s == 5 && memcmp(s, "error", 5) == 0 ? -1 : 0;
+    }
+    return js_skip_value(c, 1);
+}
+
+/* One array of exactly one object, each member of which goes to fn; ``need`` bits must be seen. */
+static int one_choice(Cur *c, MemberFn fn, unsigned need, void *ctx) {
+    js_ws(c);
+    if (c->p >= c->end || *c->p != '[') return -1;
+    c->p++;
+    unsigned seen = 0;
+    if (js_object(c, fn, &seen, ctx) < 0 || (seen & need) != need) return -1;
+    js_ws(c);
+    if (c->p >= c->end || *c->p != ']') return -1;
+    c->p++;
+    return 0;
+}
+
+/* ---- OpenAI chat and completions: one choice with text, no finish, usage, timings or error ---- */
+
+enum { D_CONTENT = 1, D_REASONING_CONTENT = 2, D_REASONING = 4 };
+
+static int chat_delta_member(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
+    if (KEY("content")) return js_once(seen, D_CONTENT) < 0 ? -1 : text_value(c, ctx);
+    if (KEY("reasoning_content")) return js_once(seen, D_REASONING_CONTENT) < 0 ? -1 : js_null_or_empty(c, 1);
+    if (KEY("reasoning")) return js_once(seen, D_REASONING) < 0 ? -1 : js_null_or_empty(c, 1);
+    return js_skip_value(c, 3);
+}
+
+enum { C_FINISH = 1, C_TEXT = 2 };
+
+static int chat_choice_member(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
+    if (KEY("finish_reason")) return js_once(seen, C_FINISH) < 0 ? -1 : js_null_or_empty(c, 0);
     if (KEY("delta")) {
-        if (once(seen, C_DELTA) < 0) return -1;
+        if (js_once(seen, C_TEXT) < 0) return -1;
         unsigned delta_seen = 0;
-        if (object(c, delta_member, &delta_seen, ctx) < 0) return -1;
+        if (js_object(c, chat_delta_member, &delta_seen, ctx) < 0) return -1;
         return delta_seen & D_CONTENT ? 0 : -1;
     }
-    return skip_value(c, 2);
+    return js_skip_value(c, 2);
+}
+
+static int completion_choice_member(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen,
+                                    void *ctx) {
+    if (KEY("finish_reason")) return js_once(seen, C_FINISH) < 0 ? -1 : js_null_or_empty(c, 0);
+    if (KEY("text")) return js_once(seen, C_TEXT) < 0 ? -1 : text_value(c, ctx);
+    return js_skip_value(c, 2);
 }
 
 enum { T_CHOICES = 1, T_ERROR = 2, T_USAGE = 4, T_TIMINGS = 8, T_OBJECT = 16 };
 
-static int top_member(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
-    if (KEY("choices")) {
-        if (once(seen, T_CHOICES) < 0) return -1;
-        ws(c);
-        if (c->p >= c->end || *c->p != '[') return -1;
-        c->p++;
-        unsigned choice_seen = 0;
-        if (object(c, choice_member, &choice_seen, ctx) < 0 || !(choice_seen & C_DELTA)) return -1;
-        ws(c);
-        if (c->p >= c->end || *c->p != ']') return -1; /* exactly one choice */
-        c->p++;
-        return 0;
-    }
-    if (KEY("error")) return once(seen, T_ERROR) < 0 ? -1 : null_or_empty(c, 0);
-    if (KEY("usage")) return once(seen, T_USAGE) < 0 ? -1 : null_or_empty(c, 0);
-    if (KEY("timings")) return once(seen, T_TIMINGS) < 0 ? -1 : null_or_empty(c, 0);
-    if (KEY("object")) {
-        if (once(seen, T_OBJECT) < 0) return -1;
-        ws(c);
-        if (c->p < c->end && *c->p == '"') {
-            const unsigned char *s, *e;
-            int escaped;
-            if (string(c, &s, &e, &escaped) < 0 || escaped) return -1;
-            return e - s == 5 && memcmp(s, "error", 5) == 0 ? -1 : 0;
-        }
-        return skip_value(c, 1);
-    }
-    return skip_value(c, 1);
+static int openai_top(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx,
+                      MemberFn choice) {
+    if (KEY("choices")) return js_once(seen, T_CHOICES) < 0 ? -1 : one_choice(c, choice, C_TEXT, ctx);
+    if (KEY("error")) return js_once(seen, T_ERROR) < 0 ? -1 : js_null_or_empty(c, 0);
+    if (KEY("usage")) return js_once(seen, T_USAGE) < 0 ? -1 : js_null_or_empty(c, 0);
+    if (KEY("timings")) return js_once(seen, T_TIMINGS) < 0 ? -1 : js_null_or_empty(c, 0);
+    if (KEY("object")) return js_once(seen, T_OBJECT) < 0 ? -1 : not_error_object(c);
+    return js_skip_value(c, 1);
 }
 
-int plain_chunk(const char *data, Py_ssize_t n, Buf *text) {
+static int chat_top(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
+    return openai_top(c, key, key_len, seen, ctx, chat_choice_member);
+}
+
+static int completion_top(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
+    return openai_top(c, key, key_len, seen, ctx, completion_choice_member);
+}
+
+/* ---- OpenAI Responses: {"type":"response.output_text.delta", "delta":"…", …} ------------------ */
+
+enum { R_TYPE = 1, R_DELTA = 2 };
+
+static int responses_top(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
+    if (KEY("type")) return js_once(seen, R_TYPE) < 0 ? -1 : EXACT(c, "response.output_text.delta");
+    if (KEY("delta")) return js_once(seen, R_DELTA) < 0 ? -1 : text_value(c, ctx);
+    return js_skip_value(c, 1);
+}
+
+/* ---- Anthropic Messages: {"type":"content_block_delta","delta":{"type":"text_delta","text":"…"}} */
+
+static int anthropic_delta(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
+    if (KEY("type")) return js_once(seen, R_TYPE) < 0 ? -1 : EXACT(c, "text_delta");
+    if (KEY("text")) return js_once(seen, R_DELTA) < 0 ? -1 : text_value(c, ctx);
+    return js_skip_value(c, 2);
+}
+
+static int anthropic_top(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
+    if (KEY("type")) return js_once(seen, R_TYPE) < 0 ? -1 : EXACT(c, "content_block_delta");
+    if (KEY("delta")) {
+        if (js_once(seen, R_DELTA) < 0) return -1;
+        unsigned delta_seen = 0;
+        if (js_object(c, anthropic_delta, &delta_seen, ctx) < 0) return -1;
+        return delta_seen == (R_TYPE | R_DELTA) ? 0 : -1;
+    }
+    return js_skip_value(c, 1);
+}
+
+/* ---- Ollama: a line with text that is not the last (done) one and carries no error -------------- */
+
+enum { O_TEXT = 1, O_THINKING = 2, O_ERROR = 4, O_DONE = 8 };
+
+/* "done": false or null (the last line says true). */
+static int not_done(Cur *c) {
+    js_ws(c);
+    if (c->p < c->end && *c->p == 'f') return js_literal(c, "false", 5);
+    return js_null_or_empty(c, 0);
+}
+
+static int ollama_message(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
+    if (KEY("content")) return js_once(seen, O_TEXT) < 0 ? -1 : text_value(c, ctx);
+    if (KEY("thinking")) return js_once(seen, O_THINKING) < 0 ? -1 : js_null_or_empty(c, 1);
+    return js_skip_value(c, 2);
+}
+
+static int ollama_chat_top(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen, void *ctx) {
+    if (KEY("message")) {
+        if (js_once(seen, O_TEXT) < 0) return -1;
+        unsigned message_seen = 0;
+        if (js_object(c, ollama_message, &message_seen, ctx) < 0) return -1;
+        return message_seen & O_TEXT ? 0 : -1;
+    }
+    if (KEY("error")) return js_once(seen, O_ERROR) < 0 ? -1 : js_null_or_empty(c, 0);
+    if (KEY("done")) return js_once(seen, O_DONE) < 0 ? -1 : not_done(c);
+    return js_skip_value(c, 1);
+}
+
+static int ollama_generate_top(Cur *c, const unsigned char *key, Py_ssize_t key_len, unsigned *seen,
+                               void *ctx) {
+    if (KEY("response")) return js_once(seen, O_TEXT) < 0 ? -1 : text_value(c, ctx);
+    if (KEY("thinking")) return js_once(seen, O_THINKING) < 0 ? -1 : js_null_or_empty(c, 1);
+    if (KEY("error")) return js_once(seen, O_ERROR) < 0 ? -1 : js_null_or_empty(c, 0);
+    if (KEY("done")) return js_once(seen, O_DONE) < 0 ? -1 : not_done(c);
+    return js_skip_value(c, 1);
+}
+
+/* ---- the scanners by kind -------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name; /* the flavor's --api name */
+    MemberFn top;
+    unsigned need; /* the top-level members that must be there */
+} Scanner;
+
+static const Scanner SCANNERS[] = {
+    [PLAIN_OPENAI_CHAT] = {"openai-chat", chat_top, T_CHOICES},
+    [PLAIN_OPENAI_COMPLETIONS] = {"openai-completions", completion_top, T_CHOICES},
+    [PLAIN_OPENAI_RESPONSES] = {"openai-responses", responses_top, R_TYPE | R_DELTA},
+    [PLAIN_ANTHROPIC_MESSAGES] = {"anthropic-messages", anthropic_top, R_TYPE | R_DELTA},
+    [PLAIN_OLLAMA_CHAT] = {"ollama-chat", ollama_chat_top, O_TEXT},
+    [PLAIN_OLLAMA_GENERATE] = {"ollama-generate", ollama_generate_top, O_TEXT},
+};
+
+int plain_kind(const char *name) {
+    for (int k = 1; k < PLAIN_KINDS; k++)
+        if (strcmp(SCANNERS[k].name, name) == 0) return k;
+    return -1;
+}
+
+int plain_event(int kind, const char *data, Py_ssize_t n, Buf *text) {
+    if (kind <= PLAIN_NONE || kind >= PLAIN_KINDS) return 0;
+    const Scanner *scanner = &SCANNERS[kind];
     Cur c = {(const unsigned char *)data, (const unsigned char *)data + n};
     Ctx ctx = {text, text->len};
-    if (!utf8_ok(c.p, c.end)) return 0;
+    if (!js_utf8_ok(c.p, c.end)) return 0;
     unsigned seen = 0;
-    int ok = object(&c, top_member, &seen, &ctx) == 0 && (seen & T_CHOICES);
+    int ok = js_object(&c, scanner->top, &seen, &ctx) == 0 && (seen & scanner->need) == scanner->need;
     if (ok) {
-        ws(&c);
+        js_ws(&c);
         ok = c.p == c.end;
     }
     if (!ok) {

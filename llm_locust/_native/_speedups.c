@@ -12,17 +12,18 @@
  * ``arrived_at_s`` is on time.perf_counter()'s clock (CLOCK_MONOTONIC on Linux), moved back by
  * how long the bytes waited in the kernel (as llm_locust.wire.rxclock.corrected).
  *
- * With ``record`` on, an event that is a plain text chunk (_plain_chunk.c) is not returned: the
- * body records its timing (as llm_locust.metrics.records.RequestTimer.text) and text itself, and Python
- * reads them once at the end (``timing()``). ``pump()`` is the event loop's callback: it reads and
+ * With ``record`` on, a plain text event of the ``scanner`` flavor (_plain_chunk.c) is not returned:
+ * the body records its timing (as llm_locust.metrics.records.RequestTimer.text) and text itself, and
+ * Python reads them once at the end (``timing()``). ``pump()`` is the event loop's callback: it reads and
  * calls ``notify`` only when Python has something to do (other events, the end, an error).
  *
- * The Python reactor (llm_locust/wire/reactor.py) is the reference: tests/test_speedups.py feeds both
+ * The Python reactor (llm_locust/wire/reactor.py) is the reference: tests/unit/test_speedups.py feeds both
  * the same byte streams split at random offsets and requires the same events, and fuzz/ does the
  * same with coverage-guided inputs.
  *
  * Files: this one (the type, its reads, the module), _chunked.c (the chunked framing), _events.c
- * (lines and events of the de-chunked body), _plain_chunk.c (the text-chunk scan), _hdr.c (HDR).
+ * (lines and events of the de-chunked body), _plain_chunk.c (the plain-event scans, on _json_scan.c),
+ * _hdr.c (HDR).
  */
 #include "_speedups.h"
 
@@ -117,12 +118,19 @@ static long long now_ns(clockid_t clock) {
 /* ---- the Python type ---------------------------------------------------------------------- */
 
 static int Body_init(Body *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"fd", "record", "ndjson", NULL};
+    static char *kwlist[] = {"fd", "record", "ndjson", "scanner", NULL};
     int fd, record = 0, ndjson = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|pp", kwlist, &fd, &record, &ndjson)) return -1;
+    const char *scanner = "openai-chat";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|pps", kwlist, &fd, &record, &ndjson, &scanner)) return -1;
+    int kind = plain_kind(scanner);
+    if (kind < 0) {
+        PyErr_Format(PyExc_ValueError, "no plain-event scanner for '%s'", scanner);
+        return -1;
+    }
     self->fd = fd;
     self->record = record;
     self->ndjson = ndjson;
+    self->scanner = kind;
     memset(&self->chunked, 0, sizeof self->chunked);
     self->last_at = now_s(CLOCK_MONOTONIC);
     return 0;
@@ -358,7 +366,8 @@ static PyTypeObject BodyType = {
     .tp_name = "llm_locust._native._speedups.Body",
     .tp_basicsize = sizeof(Body),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Body(fd, record=False, ndjson=False): the chunked SSE (or NDJSON) body of one response, read\n"
+    .tp_doc = "Body(fd, record=False, ndjson=False, scanner='openai-chat'): the chunked SSE (or NDJSON) body\n"
+              "of one response (its plain text events those of the scanner's flavor), read\n"
               "from a non-blocking socket.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Body_init,

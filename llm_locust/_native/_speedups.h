@@ -48,7 +48,8 @@ typedef struct {
     char *extra;
     /* The stream's text timings, recorded here for the plain text chunks (see _plain_chunk.c) and
        through text() for the events Python handles: the fields of llm_locust.metrics.records.RequestTimer. */
-    int record;          /* take plain text chunks here instead of returning them */
+    int record;          /* take plain text events here instead of returning them */
+    int scanner;         /* which flavor's plain events (PLAIN_*) */
     int ndjson;          /* the body is NDJSON: every line is an event named "" (else SSE) */
     long text_events;
     int has_visible;
@@ -70,11 +71,23 @@ int dispatch(Body *self, PyObject *out);
 int took_text(Body *self, double at, int visible);
 void reset_event(Body *self);
 
-/* _plain_chunk.c: whether one event's data is the common chat-completion chunk that carries only
- * text (as llm_locust.flavors.openai_chat.plain_content decides on its JSON). 1: yes, and the text, UTF-8,
- * was appended to ``text``; 0: no, or not sure (the caller hands the event to Python); -1: out of
+/* _plain_chunk.c: whether one event's data is the common event of a flavor that carries only text
+ * (as that flavor's Python plain_content decides on its JSON). 1: yes, and the text, UTF-8, was
+ * appended to ``text``; 0: no, or not sure (the caller hands the event to Python); -1: out of
  * memory (a Python error is set). */
-int plain_chunk(const char *data, Py_ssize_t n, Buf *text);
+enum {
+    PLAIN_NONE = 0,
+    PLAIN_OPENAI_CHAT,
+    PLAIN_OPENAI_COMPLETIONS,
+    PLAIN_OPENAI_RESPONSES,
+    PLAIN_ANTHROPIC_MESSAGES,
+    PLAIN_OLLAMA_CHAT,
+    PLAIN_OLLAMA_GENERATE,
+    PLAIN_KINDS
+};
+int plain_event(int kind, const char *data, Py_ssize_t n, Buf *text);
+/* The kind of a flavor's --api name; -1 for none. */
+int plain_kind(const char *name);
 
 
 /* _hdr.c */

@@ -11,8 +11,9 @@ in :data:`llm_locust.flavors.FLAVORS`. It knows:
   prompt tokens, server timings, an error, the end of the stream);
 - the whole answer of a server that did not stream (:class:`Completion`), how models are listed,
   and the server's own timings (:class:`ServerTimings`), where the API reports them;
-- which compiled scanner, if any, recognises its common event (the C reader's plain text chunk is
-  OpenAI chat's: ``plain_scanner = "openai-chat"``).
+- which compiled scanner, if any, recognises its common event, the one that carries only text
+  (``plain_scanner``: the flavor's name for the scanners of ``_native/_plain_chunk.c``, which must
+  take exactly what the flavor's ``plain_content`` takes; None: every event goes to ``decode``).
 
 The User never builds bodies or parses events itself; the wire layer never knows JSON.
 """

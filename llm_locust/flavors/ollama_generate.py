@@ -24,13 +24,18 @@ from llm_locust.flavors.base import (
 PATH = "/api/generate"
 
 
+def plain_content(obj: Any) -> str | None:
+    """The text of a line that carries text only (see :func:`llm_locust.flavors._ollama.plain_text`)."""
+    return _ollama.plain_text(obj, obj, "response")
+
+
 class OllamaGenerate:
     name = "ollama-generate"
     path = PATH
     models_path = "/api/tags"
     framing = "ndjson"
     stream_media_types = _ollama.MEDIA_TYPES
-    plain_scanner: str | None = None
+    plain_scanner: str | None = "ollama-generate"
     end_marker = "a line with done: true"
     ignore_eos_field = False
 

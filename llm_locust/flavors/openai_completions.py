@@ -29,6 +29,28 @@ PATH = "/v1/completions"
 _DONE = Delta(done=True)
 
 
+def plain_content(obj: Any) -> str | None:
+    """The text of the common chunk that carries only text (one choice with ``text``, no finish
+    reason, usage, timings or error), else None. Where this returns text, :func:`delta_of` returns
+    ``Delta(content=text)``; the compiled reader recognises the same chunks in C."""
+    if type(obj) is not dict:
+        return None
+    choices = obj.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("finish_reason") is not None:
+        return None
+    text = choice.get("text")
+    if type(text) is not str or not text:
+        return None
+    if obj.get("error") or obj.get("usage") is not None or obj.get("timings") is not None:
+        return None
+    if obj.get("object") == "error":
+        return None
+    return text
+
+
 def delta_of(obj: Any, data: str) -> Delta:
     """What one completions chunk carried (``data`` is its text, for error messages)."""
     if not isinstance(obj, dict):
@@ -71,7 +93,7 @@ class OpenAICompletions:
     models_path = "/v1/models"
     framing = "sse"
     stream_media_types = ("text/event-stream",)
-    plain_scanner: str | None = None
+    plain_scanner: str | None = "openai-completions"
     end_marker = "[DONE] or finish_reason"
     ignore_eos_field = True
 

@@ -60,6 +60,16 @@ def _finish(response: Any, kind: str) -> str:
     return status if isinstance(status, str) else "completed"
 
 
+def plain_content(obj: Any) -> str | None:
+    """The text of a ``response.output_text.delta`` event, else None. Where this returns text,
+    :func:`delta_of` returns ``Delta(content=text)``; the compiled reader recognises the same events
+    in C."""
+    if type(obj) is not dict or obj.get("type") != "response.output_text.delta":
+        return None
+    text = obj.get("delta")
+    return text if type(text) is str and text else None
+
+
 def delta_of(kind: str, obj: Any, data: str) -> Delta:
     """What one Responses event carried: ``kind`` is its type (the SSE event name, else ``type``)."""
     if not isinstance(obj, dict):
@@ -110,7 +120,7 @@ class OpenAIResponses:
     models_path = "/v1/models"
     framing = "sse"
     stream_media_types = ("text/event-stream",)
-    plain_scanner: str | None = None
+    plain_scanner: str | None = "openai-responses"
     end_marker = "response.completed"
     ignore_eos_field = True
 

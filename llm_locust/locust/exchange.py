@@ -257,8 +257,8 @@ class Exchange:
         clock = rxclock.event_clock(response._sock)  # taken now: the response drops it at the end
         usable = reactor.usable(response)
         compiled = usable and content is None and reactor.compiled_for(response, body_untouched)
-        record = flavor.plain_scanner == "openai-chat"
-        body = reactor.new_body(response, record, flavor.framing) if compiled else None
+        scanner = flavor.plain_scanner
+        body = reactor.new_body(response, scanner, flavor.framing) if compiled else None
         reading = _Reading(timer, flavor, body)
         last_read_at: float | None = None
         category = OK

@@ -105,13 +105,14 @@ def compiled_for(response: Any, body_untouched: bool) -> bool:
     )
 
 
-def new_body(response: Any, record: bool = True, framing: str = "sse") -> Any:
-    """A compiled reader for this response's body (:func:`compiled_for` said it can take it); with
-    ``record`` it recognises OpenAI chat's plain text chunks and records their timings and text
-    itself (see ``_Reading.adopt_body`` in llm_locust/locust/exchange.py). ``framing``: "sse" or
+def new_body(response: Any, scanner: str | None = "openai-chat", framing: str = "sse") -> Any:
+    """A compiled reader for this response's body (:func:`compiled_for` said it can take it). With a
+    ``scanner`` (a flavor's ``plain_scanner``: its ``--api`` name) it recognises that flavor's plain
+    text events and records their timings and text itself (see ``_Reading.adopt_body`` in
+    llm_locust/locust/exchange.py); with None it hands every event over. ``framing``: "sse" or
     "ndjson"."""
     return speedups.module().Body(
-        response._sock._sock.fileno(), record and framing == "sse", framing == "ndjson"
+        response._sock._sock.fileno(), scanner is not None, framing == "ndjson", scanner or "openai-chat"
     )
 
 

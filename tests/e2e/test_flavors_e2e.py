@@ -5,6 +5,8 @@ in its category, and --api auto."""
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -99,3 +101,57 @@ def test_ignore_eos_where_the_api_has_no_such_field_is_said(tmp_path: Path, mock
         assert f"NOTE: {notes[0]}" in run.output
     else:
         assert notes == []
+
+
+OTHER_APIS_STREAM = [
+    # Ollama's NDJSON where OpenAI chat's SSE was expected (an Ollama host without /v1)
+    ("openai-chat", "application/x-ndjson", b'{"model":"m","message":{"role":"assistant","content":"hi"},'
+     b'"done":false}\n', "not_a_stream: 200 application/x-ndjson: {\"model\":\"m\",\"message\""),
+    # an SSE stream where Ollama's NDJSON was expected (--api ollama-chat against a /v1 endpoint)
+    ("ollama-chat", "text/event-stream", b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n',
+     "not_a_stream: 200 text/event-stream: data: {\"choices\""),
+    # Anthropic's answer to a request it refused, with status 200 (a gateway)
+    ("anthropic-messages", "application/json",
+     b'{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: required"}}',
+     "not_a_stream: 200 application/json: {\"type\":\"error\""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("api", "media", "body", "detail"), OTHER_APIS_STREAM, ids=[a for a, *_ in OTHER_APIS_STREAM]
+)
+def test_a_flavor_given_another_apis_answer_says_what_arrived(
+    tmp_path: Path, api: str, media: str, body: bytes, detail: str
+) -> None:
+    """Each request fails once, as not_a_stream with the media type and first bytes of what came."""
+    served: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            served.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", media)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        run = run_locust(tmp_path, url, "-u", "1", "-t", "2s", "--stop-timeout", "5", "--api", api,
+                         "--model", "m", "--fail-backoff", "0.2")  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    res = run.results
+    assert res is not None, run.output[-3000:]
+    assert res["failures"] == {"not_a_stream": len(served)} and res["completed"] == 0 and len(served) > 2
+    assert detail in run.output, run.output[-3000:]
+    assert "Traceback" not in run.output

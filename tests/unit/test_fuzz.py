@@ -16,6 +16,7 @@ import sysconfig
 import tracemalloc
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from fuzz import plain_flavors as PF  # noqa: E402
 from fuzz import targets as T  # noqa: E402
 from fuzz.run import C_SOURCES  # noqa: E402
 from fuzz.targets import Collect, Reading, compare, run_compiled, run_greenlet, run_reactor  # noqa: E402
@@ -101,6 +103,20 @@ def test_reactor_greenlet_and_compiled_readers(data: bytes) -> None:
 @given(st.builds(bytes.__add__, headers, st.sampled_from(PIECES).map(lambda p: p[6:]) | payloads))
 def test_plain_chunk_scanner(data: bytes) -> None:
     T.plain_target(data)
+
+
+# every flavor's real text event, and its parts, for the other flavors' scanners
+FLAVOR_PIECES = [orjson.dumps(event) for event, _path in PF.REAL.values()] + [
+    b'{"done":true}', b'"thinking":"hm"', b'"type":"text_delta"', b'"finish_reason":"length"', b"null",
+]  # fmt: skip
+
+
+@needs_c
+@SLICE
+@given(st.builds(bytes.__add__, headers, st.lists(st.sampled_from(FLAVOR_PIECES) | st.binary(max_size=8),
+                                                  max_size=4).map(b"".join)))  # fmt: skip
+def test_plain_event_scanners_of_the_other_flavors(data: bytes) -> None:
+    T.plain_flavors_target(data)
 
 
 @SLICE
