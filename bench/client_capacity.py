@@ -62,6 +62,17 @@ def offered_itl_ms(users: int, itl_ms: float | None) -> float:
     return itl_ms if itl_ms is not None else users / EVENTS_PER_S * 1000
 
 
+def steal_s() -> float:
+    """CPU seconds the hypervisor gave to other guests so far, over all CPUs (/proc/stat's steal):
+    where this grows during a run, its timings describe the host, not the client."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def run(
     users: int, seconds: float, itl: float | None = None, api: str = "openai-chat", bare: str = ""
 ) -> dict[str, float]:
@@ -89,11 +100,13 @@ def run(
     try:
         time.sleep(warm_s)
         cpu0, ev0, t0 = cpu_s(client.pid), mock_stats(url).get("tokens_sent", 0), time.monotonic()
+        steal0 = steal_s()
         time.sleep(seconds / 2)
         rss = rss_kib(client.pid)
         time.sleep(seconds / 2)
         served = mock_stats(url)
         cpu1, ev1, t1 = cpu_s(client.pid), served.get("tokens_sent", 0), time.monotonic()
+        steal = (steal_s() - steal0) / ((t1 - t0) * (os.cpu_count() or 1))
         _, err = client.communicate(timeout=120)
     finally:
         mock.terminate()
@@ -106,6 +119,7 @@ def run(
             "events_per_s": events / (t1 - t0),
             "cpu_share": (cpu1 - cpu0) / (t1 - t0),
             "events_per_cpu_s": events / max(cpu1 - cpu0, 1e-9),
+            "steal_share": steal,
         }
     if not out.exists():
         raise RuntimeError(f"locust wrote no results (exit {client.returncode}): {err[-2000:]}")
@@ -117,6 +131,7 @@ def run(
         "events_per_s": events / (t1 - t0),
         "cpu_share": (cpu1 - cpu0) / (t1 - t0),
         "events_per_cpu_s": events / max(cpu1 - cpu0, 1e-9),
+        "steal_share": steal,
         "ttft_err_p50": steady["median_ttft_ms"] - TTFT_MS,
         "ttft_err_p99": steady["p99_ttft_ms"] - TTFT_MS,
         "itl_err_p50": steady["median_itl_ms"] - itl_ms,

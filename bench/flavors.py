@@ -38,14 +38,15 @@ def main() -> int:
     print(f"\nClient capacity per API flavor: {args.users} streams, mock fixed engine TTFT {TTFT_MS:g} ms,")
     print(f"ITL {args.itl_ms:g} ms, {TOKENS} tokens/response; mock on core 0, one Locust process on core 1\n")
     print("| client | events/s | client CPU | events per CPU-s | x bare Locust | x floor | target"
-          " | ΔTTFT p50 / p99 ms | ΔITL mean / p99 ms | ok / failed |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          " | ΔTTFT p50 / p99 ms | ΔITL mean / p99 ms | ok / failed | steal |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     floor_label = "bare Locust floor (readline, a list of arrivals)"
     bare_label = "bare Locust (readline, JSON per chunk, TTFT/ITL into Locust's stats)"
     for label, r in ((floor_label, floor), (bare_label, bare)):
         print(f"| {label} | {r['events_per_s']:,.0f} | {r['cpu_share']:.0%} | {r['events_per_cpu_s']:,.0f} | "
               f"{r['events_per_cpu_s'] / bare['events_per_cpu_s']:.2f}x | "
-              f"{r['events_per_cpu_s'] / floor['events_per_cpu_s']:.2f}x | | | | |")  # fmt: skip
+              f"{r['events_per_cpu_s'] / floor['events_per_cpu_s']:.2f}x | | | | | "
+              f"{r['steal_share']:.0%} |")  # fmt: skip
     missed = []
     for name, r in rows.items():
         ratio = r["events_per_cpu_s"] / bare["events_per_cpu_s"]
@@ -57,10 +58,13 @@ def main() -> int:
             f"{r['events_per_cpu_s']:,.0f} | "
             f"{ratio:.2f}x | {r['events_per_cpu_s'] / floor['events_per_cpu_s']:.2f}x | >= {target:g}x | "
             f"{r['ttft_err_p50']:+.2f} / {r['ttft_err_p99']:+.2f} | "
-            f"{r['itl_err_mean']:+.3f} / {r['itl_err_p99']:+.2f} | {r['completed']:.0f} / {r['failed']:.0f} |"
+            f"{r['itl_err_mean']:+.3f} / {r['itl_err_p99']:+.2f} | "
+            f"{r['completed']:.0f} / {r['failed']:.0f} | {r['steal_share']:.0%} |"
         )
     print("\nx bare Locust: against the plain Locust user that measures what llm-locust shows (the targets);")
     print("x floor: against one that only notes when each line arrived.")
+    print("steal: the share of the machine's CPU time its hypervisor gave to other guests during the")
+    print("window; where it is more than a few %, the row describes the host, not the client.")
     print("\n" + ("every flavor meets its target" if not missed else f"below target: {', '.join(missed)}"))
     return 0
 
