@@ -142,6 +142,7 @@ def run(
         "mock_read_late_pct": 100 * served.get("requests_read_late_over_5ms", 0) / max(served["requests"], 1),
         "mock_first_late_pct": 100 * served.get("first_tokens_late_over_5ms", 0) / max(served["requests"], 1),
         "completed": steady["completed"],
+        "readers": ",".join(sorted(res["client"].get("readers", {}))),
         "lag_p99": res["client"]["loop_lag_ms"]["p99"],
         "failed": steady["failed"],
     }

@@ -54,7 +54,7 @@ def main() -> int:
         if ratio < target:
             missed.append(name)
         print(
-            f"| llm-locust {name} | {r['events_per_s']:,.0f} | {r['cpu_share']:.0%} | "
+            f"| llm-locust {name} ({r['readers']}) | {r['events_per_s']:,.0f} | {r['cpu_share']:.0%} | "
             f"{r['events_per_cpu_s']:,.0f} | "
             f"{ratio:.2f}x | {r['events_per_cpu_s'] / floor['events_per_cpu_s']:.2f}x | >= {target:g}x | "
             f"{r['ttft_err_p50']:+.2f} / {r['ttft_err_p99']:+.2f} | "
@@ -62,7 +62,8 @@ def main() -> int:
             f"{r['completed']:.0f} / {r['failed']:.0f} | {r['steal_share']:.0%} |"
         )
     print("\nx bare Locust: against the plain Locust user that measures what llm-locust shows (the targets);")
-    print("x floor: against one that only notes when each line arrived.")
+    print("x floor: against one that only notes when each line arrived. (compiled): the reader that read")
+    print("the streams (reactor: the same in Python, when the C extension is not built).")
     print("steal: the share of the machine's CPU time its hypervisor gave to other guests during the")
     print("window; where it is more than a few %, the row describes the host, not the client.")
     print("\n" + ("every flavor meets its target" if not missed else f"below target: {', '.join(missed)}"))

@@ -208,9 +208,18 @@ def _on_quit(state: LLMState) -> None:
         logger.error("cannot write LLM report: %s", exc)
 
 
-def _metadata(state: LLMState) -> dict[str, Any]:
-    from importlib.metadata import version
+def installed_version(distribution: str) -> str:
+    """The installed version of ``distribution``; "unknown" where it is not installed (a source tree
+    on sys.path, as the benches run it): the results must not be lost for want of a version."""
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _metadata(state: LLMState) -> dict[str, Any]:
     env = state.environment
     runner = env.runner
     config = state.require_config()
@@ -229,8 +238,8 @@ def _metadata(state: LLMState) -> dict[str, Any]:
         "api_detected_by": state.api_detected_by,
         "options": config.public(),
         "user_classes": sorted(c.__name__ for c in env.user_classes),
-        "llm_locust_version": version("llm-locust"),
-        "locust_version": version("locust"),
+        "llm_locust_version": installed_version("llm-locust"),
+        "locust_version": installed_version("locust"),
         "notes": list(state.notes),
         "start_time": report.iso(state.started_at_wall_s),
         "end_time": report.iso(state.ended_at_wall_s),
