@@ -102,6 +102,17 @@ class RequestRecord:
     streamed: bool = True
     #: the server's own timings, in our units, where its API reports them (see ServerTimings)
     server: ServerTimings | None = None
+    # -- what the workload asked for, to verify lengths and measure the prefix cache ---------------
+    #: the conversation's turn this request sent (1: the first user message)
+    turn: int = 1
+    #: the finish reason the stream ended with ("stop", "length", "max_tokens", ...), if it said
+    finish_reason: str | None = None
+    #: input tokens the server said it served from a prefix cache, where its API reports them
+    cached_input_tokens: int | None = None
+    #: input tokens the sample was built for (synthetic prompts: exact for the run's tokenizer)
+    expected_input_tokens: int | None = None
+    #: output tokens the request asked for (its max-tokens field), if it asked
+    requested_output_tokens: int | None = None
 
     @property
     def ok(self) -> bool:
