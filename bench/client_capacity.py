@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -74,10 +75,16 @@ def steal_s() -> float:
 
 
 def run(
-    users: int, seconds: float, itl: float | None = None, api: str = "openai-chat", bare: str = ""
-) -> dict[str, float]:
+    users: int,
+    seconds: float,
+    itl: float | None = None,
+    api: str = "openai-chat",
+    bare: str = "",
+    extra: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """One configuration; ``api``: the flavor the users speak; ``bare``: plain Locust users of
-    bench/bare_locust.py in that mode ("floor" or "measure") instead of llm-locust's."""
+    bench/bare_locust.py in that mode ("floor" or "measure") instead of llm-locust's; ``extra``:
+    more llm-locust options (a workload)."""
     itl_ms = offered_itl_ms(users, itl)
     mock, url = start_mock_process(
         "--engine", "fixed", "--ttft-ms", str(TTFT_MS), "--itl-ms", f"{itl_ms:g}",
@@ -93,7 +100,7 @@ def run(
         "--host", url, "--only-summary", "--loglevel", "WARNING", "--stop-timeout", str(int(request_s + 10)),
     ]  # fmt: skip
     if not bare:
-        cmd += ["--model", "mock", "--api", api, "--llm-json", str(out)]
+        cmd += ["--model", "mock", "--api", api, "--llm-json", str(out), *extra]
     env = {**os.environ, "BENCH_USERS": str(users), "BENCH_WARM_S": f"{warm_s:g}", "BARE_MODE": bare}
     env["BENCH_STEADY_S"] = f"{seconds + 2:g}"
     client = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)

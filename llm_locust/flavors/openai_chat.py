@@ -128,10 +128,16 @@ def delta_of(obj: Any, data: str) -> Delta:
     if isinstance(usage, dict):
         completion_tokens = usage.get("completion_tokens")
         prompt_tokens = usage.get("prompt_tokens")
+    cached = cached_prompt_tokens(usage, timings)
     if not choices:
         if usage is None and timings is None:
             return _EMPTY
-        return Delta(completion_tokens=completion_tokens, prompt_tokens=prompt_tokens, timings=timings)
+        return Delta(
+            completion_tokens=completion_tokens,
+            prompt_tokens=prompt_tokens,
+            cached_tokens=cached,
+            timings=timings,
+        )
     choice = choices[0]
     delta = choice.get("delta") or {} if isinstance(choice, dict) else None
     if not isinstance(delta, dict):
@@ -149,8 +155,23 @@ def delta_of(obj: Any, data: str) -> Delta:
         finish_reason=finish,
         completion_tokens=completion_tokens,
         prompt_tokens=prompt_tokens,
+        cached_tokens=cached,
         timings=timings,
     )
+
+
+def cached_prompt_tokens(usage: Any, timings: Any) -> int | None:
+    """Prompt tokens served from a prefix cache: ``usage.prompt_tokens_details.cached_tokens``
+    (OpenAI, vLLM, SGLang), else llama.cpp's ``timings.cache_n``; None where neither says."""
+    if isinstance(usage, dict):
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict):
+            found = count(details.get("cached_tokens"))
+            if found is not None:
+                return found
+    if isinstance(timings, dict):
+        return count(timings.get("cache_n"))
+    return None
 
 
 def completion_of(obj: Any) -> Completion | None:

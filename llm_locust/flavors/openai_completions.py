@@ -23,7 +23,13 @@ from llm_locust.flavors.base import (
     load_json,
     text_of,
 )
-from llm_locust.flavors.openai_chat import DONE_DATA, error_text, llama_cpp_timings, openai_models
+from llm_locust.flavors.openai_chat import (
+    DONE_DATA,
+    cached_prompt_tokens,
+    error_text,
+    llama_cpp_timings,
+    openai_models,
+)
 
 PATH = "/v1/completions"
 _DONE = Delta(done=True)
@@ -67,10 +73,11 @@ def delta_of(obj: Any, data: str) -> Delta:
     if isinstance(usage, dict):
         out, inp = count(usage.get("completion_tokens")), count(usage.get("prompt_tokens"))
     timings = obj.get("timings") if isinstance(obj.get("timings"), dict) else None
+    cached = cached_prompt_tokens(usage, timings)
     if not choices:
         if out is None and inp is None and timings is None:
             return EMPTY
-        return Delta(completion_tokens=out, prompt_tokens=inp, timings=timings)
+        return Delta(completion_tokens=out, prompt_tokens=inp, cached_tokens=cached, timings=timings)
     choice = choices[0]
     if not isinstance(choice, dict):
         raise BadEvent(f"event's first choice is not an object: {data[:80]!r}")
@@ -83,6 +90,7 @@ def delta_of(obj: Any, data: str) -> Delta:
         finish_reason=finish if isinstance(finish, str) else None,
         completion_tokens=out,
         prompt_tokens=inp,
+        cached_tokens=cached,
         timings=timings,
     )
 

@@ -248,7 +248,7 @@ class Exchange:
         timer.text(at, bool(completion.content))
         rec = timer.finish(OK, done_at_s=at)
         rec = with_stream_counts(rec, completion.completion_tokens, completion.prompt_tokens)
-        return dataclasses.replace(rec, streamed=False), text
+        return dataclasses.replace(rec, streamed=False, finish_reason=completion.finish_reason), text
 
     def _read_stream(
         self, response: Any, timer: RequestTimer, body_untouched: bool, content: Any
@@ -303,6 +303,10 @@ class Exchange:
             self.client.drop()
         rec = timer.finish(category, detail, done_at_s=done_at)
         rec = with_stream_counts(rec, reading.usage_out, reading.usage_in)
+        if reading.finish is not None or reading.cached_in is not None:
+            rec = dataclasses.replace(
+                rec, finish_reason=reading.finish, cached_input_tokens=reading.cached_in
+            )
         if reading.timings is not None:
             server = flavor.server_timings(reading.timings)
             rec = dataclasses.replace(rec, server_timings=reading.timings, server=server)

@@ -269,3 +269,28 @@ def test_text_that_is_not_a_string_is_a_bad_event() -> None:
             "content_block_delta", '{"type":"content_block_delta","delta":{"type":"text_delta","text":[1]}}'
         )
     assert flavor("openai-chat").decode("message", "[DONE]") == Delta(done=True)
+
+
+@pytest.mark.parametrize(
+    ("api", "data", "cached"),
+    [
+        ("openai-chat", '{"choices":[],"usage":{"prompt_tokens":300,"completion_tokens":9,'
+         '"prompt_tokens_details":{"cached_tokens":256}}}', 256),  # vLLM, SGLang, OpenAI
+        ("openai-chat", '{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+         '"timings":{"cache_n":48,"prompt_n":12}}', 48),  # llama.cpp
+        ("openai-chat", '{"choices":[],"usage":{"prompt_tokens":300,"completion_tokens":9}}', None),
+        ("openai-completions", '{"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":2,'
+         '"prompt_tokens_details":{"cached_tokens":16}}}', 16),
+        ("openai-responses", '{"type":"response.completed","response":{"status":"completed","usage":'
+         '{"input_tokens":30,"output_tokens":2,"input_tokens_details":{"cached_tokens":16}}}}', 16),
+        ("anthropic-messages", '{"type":"message_start","message":{"usage":{"input_tokens":30,'
+         '"cache_read_input_tokens":16,"output_tokens":1}}}', 16),
+    ],
+)  # fmt: skip
+def test_cached_prompt_tokens_are_read_where_the_api_reports_them(
+    api: str, data: str, cached: int | None
+) -> None:
+    name = {"openai-responses": "response.completed", "anthropic-messages": "message_start"}.get(
+        api, "message"
+    )
+    assert flavor(api).decode(name, data).cached_tokens == cached
