@@ -97,6 +97,21 @@ def _parser() -> argparse.ArgumentParser:
         help="Inject KIND[:PROBABILITY] at random (repeatable). " + _fault_help(),
     )
     m.add_argument("--stall-s", type=_non_negative, default=30.0, help="How long a 'stall' fault pauses")
+    m.add_argument(
+        "--prefix-cache-block",
+        type=int,
+        default=16,
+        metavar="N",
+        help="Prefix cache block, in prompt tokens: a request's cached tokens are its longest prefix of "
+        "whole blocks that an earlier request sent, reported in each API's cached-tokens field (Ollama "
+        "has none); 0 turns the cache off (default 16)",
+    )
+    m.add_argument(
+        "--record-prompts",
+        action="store_true",
+        help="Count each request's last user message (by the first 16 hex digits of its SHA-256) in "
+        "/mock/stats served.prompts, for exactly-once tests (memory grows with distinct prompts)",
+    )
     m.add_argument("--seed", type=int, default=None, help="Random seed for faults and jitter")
     m.add_argument("--tls-cert", default=None, metavar="PEM", help="Serve HTTPS with this certificate chain")
     m.add_argument("--tls-key", default=None, metavar="PEM", help="The private key of --tls-cert")
@@ -208,6 +223,9 @@ def _mock(args: Any) -> int:
     if args.reasoning_tokens < 0:
         print("llm-locust mock: error: --reasoning-tokens must be >= 0", file=sys.stderr)
         return 2
+    if args.prefix_cache_block < 0:
+        print("llm-locust mock: error: --prefix-cache-block must be >= 0 (0: no cache)", file=sys.stderr)
+        return 2
     timing = Timing(
         ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, jitter_ms=args.jitter_ms, output_tokens=args.output_tokens
     )
@@ -226,6 +244,8 @@ def _mock(args: Any) -> int:
         stall_s=args.stall_s,
         seed=args.seed,
         reasoning_tokens=args.reasoning_tokens,
+        prefix_cache_block=args.prefix_cache_block,
+        record_prompts=args.record_prompts,
     )
     if bool(args.tls_cert) != bool(args.tls_key):
         print("llm-locust mock: error: --tls-cert and --tls-key go together", file=sys.stderr)

@@ -3,8 +3,8 @@ stream on the engine's schedule. Counted in ``/mock/stats`` (totals and per flav
 
 The flavor only reads the request and writes bytes; everything that makes answers comparable across
 flavors lives here: the engine's admission and absolute schedule, the words (one cl100k_base token
-each, the first ``--reasoning-tokens`` of them reasoning), where each fault strikes, and what is
-counted.
+each, the first ``--reasoning-tokens`` of them reasoning), where each fault strikes, the prompt's
+tokens and those the prefix cache had, and what is counted.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import gevent
 import orjson
 
 from llm_locust.mock.engine import WORDS, sleep_until
-from llm_locust.mock.faults import COMPRESSED, HTTP_ERRORS
+from llm_locust.mock.faults import COMPRESSED, HTTP_ERRORS, short_tokens
 from llm_locust.mock.flavors.base import Ask, BadRequest, MockFlavor, Reply, StreamWriter
 from llm_locust.mock.httpio import END, Encoder, chunk, send, send_json, stream_head
 
@@ -51,20 +51,26 @@ def answer(
         return _refuse(srv, sock, flavor, exc)
     fault = srv.pick_fault(name, req)
     srv.count(name, "requests")
+    srv.record(ask.last_user)
     if fault is not None and _before_answer(srv, sock, flavor, fault):
         return fault in HTTP_ERRORS or fault in ("redirect", "html")
     n = srv.engine.output_tokens(ask.max_tokens)
     streamed = ask.stream and fault != "no_stream"
     if streamed and fault == "empty":
         n = 0
+    if fault == "short":  # streamed or whole: the answer ends by itself, early
+        n = short_tokens(n)
+    prompt_tokens, cached_tokens = srv.prompt_tokens(str(req.get("model") or srv.model), ask.prompt)
     reply = Reply(
         rid=f"{flavor.id_prefix}mock-{next(srv.ids)}",
         model=srv.model,
         created=int(time.time()),
-        prompt_tokens=srv.prompts.count(ask.prompt),
+        prompt_tokens=prompt_tokens,
+        cached_tokens=cached_tokens,
         n_tokens=n,
         n_reasoning=min(srv.reasoning_tokens, n) if flavor.reasoning else 0,
         arrived_s=arrived_s,
+        stopped=fault == "short",
     )
     if not streamed:
         return _whole(srv, sock, flavor, ask, reply)
@@ -73,14 +79,21 @@ def answer(
     except OSError:
         srv.count(name, "aborted")  # the client went away mid-stream
         return False
-    if outcome in COMPRESSED:
-        outcome = "ok"  # a client that decodes it reads a normal stream
+    if outcome in COMPRESSED or outcome == "short":
+        outcome = "ok"  # a client that decodes it reads a normal stream (short: a shorter one)
     srv.count(name, outcome)
     srv.count(name, "responses")
     if outcome == "ok":
-        srv.count(name, "output_tokens", reply.n_tokens)
-        srv.count(name, "prompt_tokens", reply.prompt_tokens)
+        _count_usage(srv, name, reply)
     return outcome in _KEEPS_CONNECTION
+
+
+def _count_usage(srv: MockServer, name: str, reply: Reply) -> None:
+    """An ok answer's usage, in /mock/stats (cached prompt tokens only when there are some)."""
+    srv.count(name, "output_tokens", reply.n_tokens)
+    srv.count(name, "prompt_tokens", reply.prompt_tokens)
+    if reply.cached:
+        srv.count(name, "cached_prompt_tokens", reply.cached)
 
 
 def _refuse(srv: MockServer, sock: socket.socket, flavor: MockFlavor, exc: BadRequest) -> bool:
@@ -129,8 +142,7 @@ def _whole(srv: MockServer, sock: socket.socket, flavor: MockFlavor, ask: Ask, r
     words = [WORDS[i % len(WORDS)] for i in range(n)]
     k = reply.n_reasoning
     srv.count(flavor.name, "ok")
-    srv.count(flavor.name, "output_tokens", n)
-    srv.count(flavor.name, "prompt_tokens", reply.prompt_tokens)
+    _count_usage(srv, flavor.name, reply)
     return send_json(sock, 200, flavor.whole(reply, ask, "".join(words[:k]), "".join(words[k:])))
 
 

@@ -19,6 +19,7 @@ _FAULTS: dict[str, tuple[str, str]] = {
     "stall": ("--stall-s of silence half-way (longer than the client's timeout)", "timeout"),
     "truncated": ("the body ends half-way, before the API's end of stream", "truncated"),
     "empty": ("a stream that ends normally without any text", "empty"),
+    "short": ('the answer ends normally ("stop") after half of its tokens, with usage of those', "ok"),
     "redirect": ("HTTP 302 to another host", "http_3xx"),
     "html": ("200 with an HTML login page", "not_a_stream"),
     "no_stream": ('one whole JSON answer, ignoring "stream": true', "ok"),
@@ -37,3 +38,9 @@ FAULT_HELP = "; ".join(f"{kind}: {what}" for kind, (what, _outcome) in _FAULTS.i
 COMPRESSED = ("gzip", "deflate", "br")
 #: faults answered with an HTTP error status (the number after the underscore)
 HTTP_ERRORS = ("http_500", "http_429", "http_400")
+
+
+def short_tokens(n: int) -> int:
+    """The tokens that the ``short`` fault sends of an answer that would have had ``n``: half,
+    rounded up (so at least 1 of any answer with tokens; 0 of an empty one)."""
+    return (n + 1) // 2

@@ -6,13 +6,20 @@ Routes: ``POST /v1/chat/completions`` (openai-chat), ``POST /v1/completions`` (o
 (ollama-generate), ``POST /v1/messages`` (anthropic-messages), each streaming and not (see
 :mod:`llm_locust.mock.flavors` for each API's shapes); ``GET /v1/models`` and ``GET /api/tags`` (the
 model, in OpenAI's and Ollama's lists); ``GET /health``; ``GET /mock/stats`` (what it served, in
-total and per flavor, for exact comparisons); ``POST /mock/reset``. Paths match exactly: a client
+total and per flavor, for exact comparisons); ``POST /mock/reset`` (forgets what it served and
+cached). Paths match exactly: a client
 whose host ends in ``/v1`` asks for ``/v1/...`` once (``wire.urls.join_path``).
 
 Every flavor is served by the same engine (:mod:`llm_locust.mock.engine`) with the same faults
 (:data:`FAULTS`; :data:`FAULT_OUTCOMES` says what a client should make of each), in its own API's
 shapes. ``/mock/stats`` counts every fault as it is injected (``injected:KIND``), so a run can be
 compared with its client exactly.
+
+A prefix cache (:mod:`llm_locust.mock.cache`, ``--prefix-cache-block``) reports the prompt tokens an
+earlier request already sent, in each API's cached-tokens field, and ``cached_prompt_tokens`` in
+``/mock/stats``. With ``--record-prompts``, ``/mock/stats`` ``served`` also has ``prompts``: the digest
+(:func:`llm_locust.mock.prompts.digest`) of each request's last user message -> how many requests
+carried it, so a test can tell that every prompt was sent exactly once.
 """
 
 from __future__ import annotations
@@ -30,11 +37,12 @@ import gevent.ssl
 from gevent.server import StreamServer
 
 from llm_locust.mock.answers import answer
+from llm_locust.mock.cache import PrefixCache
 from llm_locust.mock.engine import Engine
 from llm_locust.mock.faults import FAULT_HELP, FAULT_OUTCOMES, FAULTS
 from llm_locust.mock.flavors import FLAVORS, ROUTES
 from llm_locust.mock.httpio import Connection, send_json
-from llm_locust.mock.prompts import PromptCounter
+from llm_locust.mock.prompts import PromptCounter, digest
 from llm_locust.wire import rxclock
 
 __all__ = ["FAULTS", "FAULT_HELP", "FAULT_OUTCOMES", "MockServer"]
@@ -42,13 +50,16 @@ __all__ = ["FAULTS", "FAULT_HELP", "FAULT_OUTCOMES", "MockServer"]
 _MAX_BODY = 16 * 1024 * 1024
 #: the time the mock's models were "modified", for Ollama's list (a fixed instant)
 _MODIFIED_AT = "2025-01-01T00:00:00Z"
+#: prompts whose (count, block hashes) are kept, so a repeated prompt is not tokenized again
+_KNOWN_PROMPTS = 256
 
 
 class MockServer:
     """The mock: ``engine`` times every answer; ``reasoning_tokens``: the first that many tokens of
     every answer are reasoning text (in each API's reasoning field; completions sends them as text);
     ``faults``: kind -> probability of injecting it into a request; ``stall_s``: how long ``stall``
-    and ``slow_headers`` stay silent."""
+    and ``slow_headers`` stay silent; ``prefix_cache_block``: the prefix cache's block, in tokens (0:
+    no cache); ``record_prompts``: count each request's last user message in ``prompts``."""
 
     def __init__(
         self,
@@ -59,9 +70,13 @@ class MockServer:
         stall_s: float = 30.0,
         seed: int | None = None,
         reasoning_tokens: int = 0,
+        prefix_cache_block: int = 16,
+        record_prompts: bool = False,
     ) -> None:
         if reasoning_tokens < 0:
             raise ValueError(f"--reasoning-tokens must be >= 0, not {reasoning_tokens}")
+        if prefix_cache_block < 0:
+            raise ValueError(f"--prefix-cache-block must be >= 0 (0: no cache), not {prefix_cache_block}")
         self.engine = engine
         self.model = model
         self.faults = faults or {}
@@ -72,6 +87,11 @@ class MockServer:
         self.stats_by_flavor: dict[str, Counter[str]] = {f.name: Counter() for f in FLAVORS}
         self.ids = itertools.count(1)
         self.prompts = PromptCounter()
+        self.prefix_cache = PrefixCache(prefix_cache_block) if prefix_cache_block else None
+        #: (model, prompt) -> (its tokens, its block hashes), for the last few hundred prompts
+        self._known: dict[tuple[str, str], tuple[int, list[int]]] = {}
+        #: digest of the last user message -> requests that carried it (None: not recorded)
+        self.received: Counter[str] | None = Counter() if record_prompts else None
         self._rng = random.Random(seed)
         self._server: StreamServer | None = None
         self._tls: ssl.SSLContext | None = None
@@ -106,18 +126,50 @@ class MockServer:
 
     def snapshot(self) -> dict[str, Any]:
         """``/mock/stats``: ``served`` (totals), ``served_by_flavor`` (flavor name -> the same
-        counters, for that flavor's routes only), and the engine's ``running`` and ``waiting``."""
+        counters, for that flavor's routes only), and the engine's ``running`` and ``waiting``.
+        Counters are absent while 0; ``cached_prompt_tokens`` are those of ``prompt_tokens`` that the
+        prefix cache had. With ``--record-prompts``, ``served`` also has ``prompts`` (totals only):
+        the :func:`digest` of each request's last user message -> how many requests carried it."""
+        served: dict[str, Any] = dict(self.stats)
+        if self.received is not None:
+            served["prompts"] = dict(self.received)
         return {
-            "served": dict(self.stats),
+            "served": served,
             "served_by_flavor": {name: dict(c) for name, c in self.stats_by_flavor.items()},
             "running": self.engine.running,
             "waiting": self.engine.waiting,
         }
 
     def reset(self) -> None:
+        """Forget what was served, the prompts recorded and the prefix cache."""
         self.stats.clear()
         for c in self.stats_by_flavor.values():
             c.clear()
+        if self.received is not None:
+            self.received.clear()
+        if self.prefix_cache is not None:
+            self.prefix_cache.clear()
+
+    def record(self, last_user: str) -> None:
+        """Count a request that carried ``last_user`` (with ``--record-prompts``)."""
+        if self.received is not None:
+            self.received[digest(last_user)] += 1
+
+    def prompt_tokens(self, model: str, prompt: str) -> tuple[int, int | None]:
+        """(prompt tokens, of them cached) of a request for ``model``; cached is None without a
+        prefix cache. The request's blocks are remembered for the next ones."""
+        cache = self.prefix_cache
+        if cache is None:
+            return self.prompts.count(prompt), None
+        key = (model, prompt)
+        known = self._known.get(key)
+        if known is None:
+            tokens = self.prompts.encode(prompt)
+            known = (self.prompts.remember(prompt, tokens), cache.block_hashes(model, tokens))
+            if len(self._known) >= _KNOWN_PROMPTS:
+                self._known.clear()
+            self._known[key] = known
+        return known[0], cache.hit(known[1])
 
     def pick_fault(self, flavor: str, req: Any) -> str | None:
         """The request's ``mock_fault``, else one drawn from ``--fault``; counted as injected."""

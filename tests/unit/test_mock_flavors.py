@@ -19,7 +19,7 @@ from gevent import socket
 from geventhttpclient import HTTPClient
 
 from llm_locust.mock.engine import Engine, Timing
-from llm_locust.mock.faults import FAULTS
+from llm_locust.mock.faults import FAULTS, short_tokens
 from llm_locust.mock.server import MockServer
 from llm_locust.wire import rxclock
 from llm_locust.workload.tokenizer import load_tokenizer
@@ -182,6 +182,21 @@ def summary(name: str, body: bytes) -> Summary:
         elif event == "message_stop":
             s.ended = True
     return s
+
+
+def finish_of(name: str, s: Summary) -> str:
+    """How a stream says it ended: its finish reason, stop reason, done reason or final status."""
+    if name == "openai-responses":
+        return str(s.objs[-1]["response"]["status"])
+    if name == "anthropic-messages":
+        return str(next(o["delta"]["stop_reason"] for o in s.objs if o["type"] == "message_delta"))
+    if name.startswith("ollama"):
+        return str(s.objs[-1]["done_reason"])
+    return str(next(c["finish_reason"] for o in s.objs for c in o["choices"] if c["finish_reason"]))
+
+
+#: each API's end of an answer that stopped by itself (not at its token limit)
+STOP = {"openai-responses": "completed", "anthropic-messages": "end_turn"}
 
 
 def whole(name: str, obj: Any) -> tuple[str, str, int, int]:
@@ -440,6 +455,9 @@ def test_every_fault_in_each_apis_shape(mock: Mock, name: str, fault: str) -> No
         assert raw.ended and not s.ended and count(s.text) == 3 and s.error is None
     elif fault == "empty":
         assert s.ended and s.text == s.reasoning == "" and s.output_tokens == 0 and s.bad == 0
+    elif fault == "short":  # half of the 6 tokens, ended as an answer that stopped by itself
+        assert s.ended and count(s.text) == s.output_tokens == short_tokens(6) == 3 and s.bad == 0
+        assert finish_of(name, s) == STOP.get(name, "stop")
     elif fault == "redirect":
         assert raw.status == 302 and raw.headers["location"] == "http://127.0.0.1:9" + request(name, 1)[0]
     elif fault == "html":

@@ -4,8 +4,9 @@ The request: headers ``x-api-key`` (not checked: the mock has no keys) and ``ant
 (required, as the real API does: 400 without it), ``max_tokens`` (required: 400
 ``invalid_request_error`` "max_tokens: Field required" without it), ``system`` (a string or text
 blocks), ``messages``, ``stream``. The stream (SSE, each event named by an ``event:`` line and
-carrying its ``type``): ``message_start`` (``message.usage``: ``input_tokens``,
-``cache_creation_input_tokens``, ``cache_read_input_tokens``, ``output_tokens`` 0),
+carrying its ``type``): ``message_start`` (``message.usage``: ``input_tokens`` (every prompt token),
+``cache_creation_input_tokens`` 0, ``cache_read_input_tokens`` (the mock's prefix cache's; 0 without
+one), ``output_tokens`` 0),
 ``content_block_start`` of block 0, ``ping``; reasoning tokens as ``thinking_delta`` in a
 ``thinking`` block, closed by a ``signature_delta`` and ``content_block_stop`` when the text block
 starts; text tokens as ``text_delta`` in a ``text`` block; ``content_block_stop``,
@@ -22,7 +23,7 @@ from typing import Any
 import orjson
 
 from llm_locust.mock.flavors.base import Ask, BadRequest, Reply, max_tokens_of
-from llm_locust.mock.prompts import messages_text, text_of
+from llm_locust.mock.prompts import last_user_text, messages_text, text_of
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -39,10 +40,13 @@ def _event(kind: str, obj: dict[str, Any]) -> bytes:
 
 
 def _usage(reply: Reply, output_tokens: int) -> dict[str, int]:
+    # input_tokens is every prompt token, the cached ones included, as vLLM's Anthropic endpoint
+    # reports it (Anthropic's own API counts only the uncached ones there), so that prompt tokens
+    # compare equal across flavors; the cached part is cache_read_input_tokens.
     return {
         "input_tokens": reply.prompt_tokens,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": reply.cached,
         "output_tokens": output_tokens,
     }
 
@@ -68,11 +72,15 @@ class AnthropicMessages:
             raise BadRequest(400, "max_tokens: Field required")
         limit = max_tokens_of(body["max_tokens"], "max_tokens")
         try:
-            text = messages_text(body["messages"])
+            messages = body["messages"]
+            text = messages_text(messages)
         except (KeyError, ValueError):
             raise BadRequest(400, "messages: Field required (a list of messages)") from None
         return Ask(
-            prompt=text_of(body.get("system")) + text, max_tokens=limit, stream=bool(body.get("stream"))
+            prompt=text_of(body.get("system")) + text,
+            max_tokens=limit,
+            stream=bool(body.get("stream")),
+            last_user=last_user_text(messages),
         )
 
     def error_body(self, status: int, message: str, *, fault: bool) -> object:

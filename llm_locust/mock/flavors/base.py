@@ -36,6 +36,9 @@ class Ask:
     include_usage: bool = True  # OpenAI's stream_options.include_usage; other APIs always report usage
     #: request fields the API echoes back in its answer (Responses: instructions, temperature, ...)
     echo: Mapping[str, Any] = field(default_factory=dict)
+    #: the text of the request's last user message (completions and generate: the prompt), for
+    #: ``--record-prompts``
+    last_user: str = ""
 
 
 @dataclass(slots=True)
@@ -47,18 +50,26 @@ class Reply:
     model: str
     created: int  # Unix seconds
     prompt_tokens: int
+    #: of prompt_tokens, those found in the mock's prefix cache (None: --prefix-cache-block 0)
+    cached_tokens: int | None
     n_tokens: int  # output tokens, reasoning included
     n_reasoning: int  # the first n_reasoning of them are reasoning text (0 where the API has none)
     arrived_s: float  # the request reached the socket
     start_s: float = 0.0  # it got its slot / batch sequence (arrived_s unless it queued)
     first_s: float | None = None  # its first token was sent
     last_s: float | None = None  # its last token was sent
+    stopped: bool = False  # it ends by itself before its limit (the ``short`` fault)
 
     @property
     def finish_is_length(self) -> bool:
-        """The answer stopped at its token limit ("length"), not by itself ("stop"): the mock always
-        writes its whole budget, so any answer with tokens reached it."""
-        return self.n_tokens > 0
+        """The answer stopped at its token limit ("length"), not by itself ("stop"): the mock writes
+        its whole budget, so any answer with tokens reached it, unless it was cut ``short``."""
+        return self.n_tokens > 0 and not self.stopped
+
+    @property
+    def cached(self) -> int:
+        """``cached_tokens``, 0 without a prefix cache."""
+        return self.cached_tokens or 0
 
 
 class StreamWriter(Protocol):

@@ -15,7 +15,9 @@ first to the last token, ``total_duration`` from the request's arrival to the la
 ``load_duration`` 0 (the mock loads nothing), ``prompt_eval_count`` and ``eval_count`` (reasoning
 included). Every field is written even when 0 (Ollama's Go structs omit zero ones). Errors: an HTTP
 status with ``{"error": "..."}``, or mid-stream one ``{"error": "..."}`` line, after which the body
-ends. The non-streamed answer is the last line's object with the whole text.
+ends. The non-streamed answer is the last line's object with the whole text. Ollama's API has no
+cached-tokens field: the mock's prefix cache is not reported here (``prompt_eval_count`` is every
+prompt token).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import orjson
 
 from llm_locust.mock.flavors.base import Ask, BadRequest, Reply, json_str, max_tokens_of
-from llm_locust.mock.prompts import messages_text, text_of
+from llm_locust.mock.prompts import last_user_text, messages_text, text_of
 
 
 def created_at(unix_s: float) -> str:
@@ -78,11 +80,15 @@ class _Ollama:
     def _prompt(self, body: Mapping[str, Any]) -> str:
         raise NotImplementedError
 
+    def _last_user(self, body: Mapping[str, Any]) -> str:
+        raise NotImplementedError
+
     def ask(self, body: Any, headers: Mapping[str, str]) -> Ask:
         if not isinstance(body, dict):
             raise BadRequest(400, "body must be a JSON object")
         return Ask(
             prompt=self._prompt(body),
+            last_user=self._last_user(body),
             max_tokens=max_tokens_of(_options(body).get("num_predict"), "options.num_predict"),
             stream=body.get("stream") is not False,
         )
@@ -130,6 +136,9 @@ class OllamaChat(_Ollama):
         except (KeyError, ValueError):
             raise BadRequest(400, "body must be JSON with 'messages'") from None
 
+    def _last_user(self, body: Mapping[str, Any]) -> str:
+        return last_user_text(body["messages"])
+
 
 class OllamaGenerate(_Ollama):
     name = "ollama-generate"
@@ -140,6 +149,9 @@ class OllamaGenerate(_Ollama):
         if not isinstance(prompt, str):
             raise BadRequest(400, "body must be JSON with 'prompt' (a string)")
         return text_of(body.get("system")) + prompt
+
+    def _last_user(self, body: Mapping[str, Any]) -> str:
+        return str(body["prompt"])
 
 
 class _OllamaStream:

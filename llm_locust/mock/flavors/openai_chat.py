@@ -5,7 +5,9 @@ The stream: a role chunk (``delta: {"role": "assistant", "content": ""}``), one 
 (``delta.content``, or ``delta.reasoning_content`` for reasoning tokens, as vLLM's and llama.cpp's
 reasoning parsers send them), a chunk with ``finish_reason`` and an empty delta, a usage chunk
 (``choices: []``) when ``stream_options.include_usage``, then ``data: [DONE]``. The text chunk's
-exact bytes are the shape the compiled reader's fast path recognises: keep them.
+exact bytes are the shape the compiled reader's fast path recognises: keep them. With the mock's
+prefix cache on, usage has ``prompt_tokens_details.cached_tokens`` (as vLLM with
+``--enable-prompt-tokens-details`` and OpenAI write it); without, no ``prompt_tokens_details``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import orjson
 
 from llm_locust.mock.flavors.base import Ask, BadRequest, Reply, json_str, max_tokens_of
-from llm_locust.mock.prompts import messages_text
+from llm_locust.mock.prompts import last_user_text, messages_text
 
 _TEXT_END = b'"},"logprobs":null,"finish_reason":null}]}\n\n'
 
@@ -29,12 +31,15 @@ def openai_error(status: int, message: str, *, fault: bool) -> dict[str, Any]:
 
 
 def openai_usage(reply: Reply) -> dict[str, Any]:
-    """Chat and completions usage; reasoning tokens are part of completion_tokens."""
+    """Chat and completions usage; reasoning tokens are part of completion_tokens, cached tokens of
+    prompt_tokens."""
     usage: dict[str, Any] = {
         "prompt_tokens": reply.prompt_tokens,
         "completion_tokens": reply.n_tokens,
         "total_tokens": reply.prompt_tokens + reply.n_tokens,
     }
+    if reply.cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
     if reply.n_reasoning:
         usage["completion_tokens_details"] = {"reasoning_tokens": reply.n_reasoning}
     return usage
@@ -55,12 +60,14 @@ class OpenAIChat:
 
     def ask(self, body: Any, headers: Mapping[str, str]) -> Ask:
         try:
-            prompt = messages_text(body["messages"])
+            messages = body["messages"]
+            prompt = messages_text(messages)
         except (KeyError, TypeError, ValueError):
             raise BadRequest(400, "body must be JSON with 'messages'") from None
         requested = body.get("max_completion_tokens") or body.get("max_tokens")
         return Ask(
             prompt=prompt,
+            last_user=last_user_text(messages),
             max_tokens=max_tokens_of(requested, "max_tokens"),
             stream=bool(body.get("stream")),
             include_usage=stream_options_usage(body),

@@ -7,6 +7,7 @@ The request: ``prompt`` (a string or a list of strings), ``max_tokens``, ``strea
 "logprobs": null, "finish_reason": null}]}``), a last chunk with ``text: ""`` and ``finish_reason``, a
 usage chunk (``choices: []``) when include_usage, then ``data: [DONE]``. No reasoning field: the
 mock's reasoning tokens are sent as text (a completions server does not parse reasoning out).
+Usage as chat's (``prompt_tokens_details.cached_tokens`` with the prefix cache on).
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ class OpenAICompletions:
     def ask(self, body: Any, headers: Mapping[str, str]) -> Ask:
         if not isinstance(body, dict):
             raise BadRequest(400, "body must be a JSON object")
+        prompt = _prompt_text(body.get("prompt"))
         return Ask(
-            prompt=_prompt_text(body.get("prompt")),
+            prompt=prompt,
+            last_user=prompt,
             max_tokens=max_tokens_of(body.get("max_tokens"), "max_tokens"),
             stream=bool(body.get("stream")),
             include_usage=stream_options_usage(body),

@@ -10,7 +10,8 @@ The stream (as vLLM's simple streaming path writes it): ``response.created``,
 ``response.content_part.done``, ``response.output_item.done``); then a ``message`` item the same way
 with an ``output_text`` part and ``response.output_text.delta`` / ``response.output_text.done``; then
 ``response.completed`` with the whole response and its usage (``input_tokens``,
-``input_tokens_details.cached_tokens``, ``output_tokens`` (reasoning included),
+``input_tokens_details.cached_tokens`` (the mock's prefix cache's; 0 without one), ``output_tokens``
+(reasoning included),
 ``output_tokens_details.reasoning_tokens``, ``total_tokens``). An item is added with its first
 token, so an empty answer has no items. No ``[DONE]``: ``response.completed`` is the end.
 Like vLLM, an answer that used its whole ``max_output_tokens`` ends with ``response.completed``
@@ -29,7 +30,7 @@ import orjson
 
 from llm_locust.mock.flavors.base import Ask, BadRequest, Reply, max_tokens_of
 from llm_locust.mock.flavors.openai_chat import openai_error
-from llm_locust.mock.prompts import text_of
+from llm_locust.mock.prompts import last_user_text, text_of
 
 
 def _input_text(value: object) -> str:
@@ -43,7 +44,7 @@ def _input_text(value: object) -> str:
 def _usage(reply: Reply) -> dict[str, Any]:
     return {
         "input_tokens": reply.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": reply.cached},
         "output_tokens": reply.n_tokens,
         "output_tokens_details": {"reasoning_tokens": reply.n_reasoning},
         "total_tokens": reply.prompt_tokens + reply.n_tokens,
@@ -105,8 +106,10 @@ class OpenAIResponses:
         if instructions is not None and not isinstance(instructions, str):
             raise BadRequest(400, "instructions must be a string")
         limit = max_tokens_of(body.get("max_output_tokens"), "max_output_tokens")
+        given = body.get("input")
         return Ask(
-            prompt=(instructions or "") + _input_text(body.get("input")),
+            prompt=(instructions or "") + _input_text(given),
+            last_user=given if isinstance(given, str) else last_user_text(given),
             max_tokens=limit,
             stream=bool(body.get("stream")),
             echo={
