@@ -27,6 +27,16 @@ _COUNTERS: tuple[str, ...] = (
     "usage_compared",
     "usage_disagreed",
     "usage_abs_diff",
+    # what the workload asked for, checked (see RequestRecord.input_tokens_diff, .short_output)
+    "input_checked",
+    "input_mismatched",
+    "input_diff_sum",
+    "output_checked",
+    "short_outputs",
+    # the prefix cache, over the successful requests whose server reported it
+    "cache_reported",
+    "cached_input_tokens",
+    "cache_reported_input_tokens",
 )
 
 _PERF_TO_WALL: list[float] = []
@@ -41,7 +51,13 @@ def wall_time(perf_s: float) -> float:
 
 class Aggregate:
     """Counters and histograms over a set of requests: one histogram per metric of ``metrics``
-    (the whole catalog for a run; :data:`catalog.LEVEL` per ladder level), in display units."""
+    (the whole catalog for a run; :data:`catalog.LEVEL` per ladder level, :data:`catalog.TURN` per
+    conversation turn), in display units.
+
+    With ``with_levels`` (the run's aggregate), each request is also recorded into the sub-aggregate
+    of its ladder level (:attr:`levels`, keyed by the level's label) and of its turn (:attr:`turns`,
+    keyed by :attr:`RequestRecord.turn`).
+    """
 
     def __init__(self, metrics: tuple[Metric, ...] = catalog.CATALOG, with_levels: bool = True) -> None:
         self.metrics = metrics
@@ -53,11 +69,14 @@ class Aggregate:
         self.failures: Counter[str] = Counter()
         self.output_sources: Counter[str] = Counter()
         self.input_sources: Counter[str] = Counter()
+        self.input_diffs: Counter[int] = Counter()  # server's input tokens - the sample's, where they differ
+        self.short_by_finish: Counter[str] = Counter()  # short outputs by finish reason ("none": not given)
         self.first_sent_wall_s = math.inf
         self.last_end_wall_s = -math.inf
         self.busy_s = 0.0  # sum of request durations, for average concurrency
         self._with_levels = with_levels
         self.levels: dict[str, Aggregate] = {}
+        self.turns: dict[int, Aggregate] = {}
 
     # -- recording -------------------------------------------------------------------------
     def record(self, rec: RequestRecord, level: str | None = None) -> None:
@@ -65,11 +84,17 @@ class Aggregate:
             self.counts["cancelled"] += 1
         else:
             self._record_finished(rec)
-        if level is not None and self._with_levels:
+        if not self._with_levels:
+            return
+        if level is not None:
             sub = self.levels.get(level)
             if sub is None:
                 sub = self.levels[level] = Aggregate(catalog.LEVEL, with_levels=False)
             sub.record(rec)
+        turn = self.turns.get(rec.turn)
+        if turn is None:
+            turn = self.turns[rec.turn] = Aggregate(catalog.TURN, with_levels=False)
+        turn.record(rec)
 
     def _record_finished(self, rec: RequestRecord) -> None:
         sent = wall_time(rec.sent_at_s)
@@ -95,6 +120,12 @@ class Aggregate:
             if diff:
                 counts["usage_disagreed"] += 1
                 counts["usage_abs_diff"] += diff
+        if rec.expected_input_tokens is not None or rec.requested_output_tokens is not None:
+            self._record_lengths(rec)
+        if rec.cached_input_tokens is not None:
+            counts["cache_reported"] += 1
+            counts["cached_input_tokens"] += rec.cached_input_tokens
+            counts["cache_reported_input_tokens"] += rec.input_tokens
         for h, read in self._one:
             value = read(rec)
             if value is not None:
@@ -102,22 +133,51 @@ class Aggregate:
         for h, read in self._many:
             h.record_many(read(rec))
 
+    def _record_lengths(self, rec: RequestRecord) -> None:
+        """The lengths the workload asked for against those served (a successful request)."""
+        counts = self.counts
+        diff = rec.input_tokens_diff
+        if diff is not None:
+            counts["input_checked"] += 1
+            if diff:
+                counts["input_mismatched"] += 1
+                counts["input_diff_sum"] += diff
+                self.input_diffs[diff] += 1
+        if rec.requested_output_tokens is not None:
+            counts["output_checked"] += 1
+            if rec.short_output:
+                counts["short_outputs"] += 1
+                self.short_by_finish[rec.finish_reason or "none"] += 1
+
     # -- merging ---------------------------------------------------------------------------
     def reset(self) -> None:
+        """Forget everything recorded, the levels and turns too."""
+        self._clear()
+        self.levels.clear()
+        self.turns.clear()
+
+    def _clear(self) -> None:
+        """Empty this aggregate; its sub-aggregates are emptied but kept, to be reused (each
+        histogram is a large array: reallocating them at every report fragments the heap)."""
+        for sub in (*self.levels.values(), *self.turns.values()):
+            sub._clear()
         for h in self.hist.values():
             h.reset()
         self.counts.clear()
         self.failures.clear()
         self.output_sources.clear()
         self.input_sources.clear()
+        self.input_diffs.clear()
+        self.short_by_finish.clear()
         self.first_sent_wall_s = math.inf
         self.last_end_wall_s = -math.inf
         self.busy_s = 0.0
-        self.levels.clear()
 
     @property
     def empty(self) -> bool:
-        return not (self.counts or self.failures or self.levels)
+        if self.counts or self.failures:
+            return False
+        return all(sub.empty for sub in (*self.levels.values(), *self.turns.values()))
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -126,20 +186,25 @@ class Aggregate:
             "failures": dict(self.failures),
             "out_src": dict(self.output_sources),
             "in_src": dict(self.input_sources),
+            # msgpack refuses map keys other than strings by default: integers travel as text
+            "in_diff": {str(k): v for k, v in self.input_diffs.items()},
+            "short_fin": dict(self.short_by_finish),
             "first": self.first_sent_wall_s,
             "last": self.last_end_wall_s,
             "busy": self.busy_s,
-            "levels": {k: v.to_wire() for k, v in self.levels.items()},
+            "levels": {k: v.to_wire() for k, v in self.levels.items() if not v.empty},
+            "turns": {str(k): v.to_wire() for k, v in self.turns.items() if not v.empty},
         }
 
     def take_delta(self) -> dict[str, Any]:
         """What was recorded since the last call, as wire data; clears this aggregate."""
         wire = self.to_wire()
-        self.reset()
+        self._clear()
         return wire
 
     def merge(self, other: Aggregate) -> None:
-        """Add another aggregate of this process (its histograms and counters; not its levels)."""
+        """Add another aggregate of this process (its histograms and counters; not its levels or
+        turns)."""
         for name, h in self.hist.items():
             oh = other.hist.get(name)
             if oh is not None:
@@ -148,6 +213,8 @@ class Aggregate:
         self.failures.update(other.failures)
         self.output_sources.update(other.output_sources)
         self.input_sources.update(other.input_sources)
+        self.input_diffs.update(other.input_diffs)
+        self.short_by_finish.update(other.short_by_finish)
         self.first_sent_wall_s = min(self.first_sent_wall_s, other.first_sent_wall_s)
         self.last_end_wall_s = max(self.last_end_wall_s, other.last_end_wall_s)
         self.busy_s += other.busy_s
@@ -161,6 +228,8 @@ class Aggregate:
         self.failures.update(wire["failures"])
         self.output_sources.update(wire["out_src"])
         self.input_sources.update(wire["in_src"])
+        self.input_diffs.update({int(k): v for k, v in wire.get("in_diff", {}).items()})
+        self.short_by_finish.update(wire.get("short_fin", {}))
         self.first_sent_wall_s = min(self.first_sent_wall_s, wire["first"])
         self.last_end_wall_s = max(self.last_end_wall_s, wire["last"])
         self.busy_s += wire["busy"]
@@ -171,6 +240,12 @@ class Aggregate:
             if sub is None:
                 sub = self.levels[key] = Aggregate(catalog.LEVEL, with_levels=False)
             sub.merge_wire(lw)
+        for text, tw in wire.get("turns", {}).items():
+            turn = int(text)
+            sub = self.turns.get(turn)
+            if sub is None:
+                sub = self.turns[turn] = Aggregate(catalog.TURN, with_levels=False)
+            sub.merge_wire(tw)
 
     # -- derived ---------------------------------------------------------------------------
     @property

@@ -363,3 +363,17 @@ def shown_in(view: View) -> tuple[Metric, ...]:
 #: What a ladder level's aggregate records, and a time-series bucket's.
 LEVEL: tuple[Metric, ...] = shown_in(View.LEVEL)
 WINDOW: tuple[Metric, ...] = shown_in(View.WINDOW)
+#: What a conversation turn's aggregate records (TTFT and TPOT by turn are where a prefix cache
+#: shows), and the statistics each row of ``results["turns"]`` holds for each of them.
+TURN: tuple[Metric, ...] = (TTFT, TPOT, ITL, E2EL)
+TURN_STATS: tuple[str, ...] = ("mean", "median", "p95", "p99")
+
+#: A percentile from fewer samples than this is flagged: it is close to the largest sample, not
+#: the tail it names (p99 of 30 requests is their maximum).
+FEW_SAMPLES: dict[str, int] = {"p95": 20, "p99": 100}
+FEW_SAMPLES_LEGEND = "* fewer than 100 samples (p99) / 20 (p95): the value is near the maximum"
+
+
+def few_samples(stat_name: str, count: int) -> bool:
+    """Whether statistic ``stat_name`` of ``count`` (> 0) samples is to be flagged."""
+    return 0 < count < FEW_SAMPLES.get(stat_name, 0)

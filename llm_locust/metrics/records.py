@@ -142,6 +142,25 @@ class RequestRecord:
         tpot = self.tpot_ms
         return 1000.0 / tpot if tpot else None
 
+    # -- what the workload asked for, checked -------------------------------------------------
+    @property
+    def input_tokens_diff(self) -> int | None:
+        """Server-counted input tokens minus those the sample was built for; None unless the server
+        counted them (``usage``) and the sample said how many it was built for."""
+        if self.expected_input_tokens is None or self.input_tokens_source != "usage":
+            return None
+        return self.input_tokens - self.expected_input_tokens
+
+    @property
+    def short_output(self) -> bool:
+        """A successful request that ended more than min(5 % of them, 50) tokens short of the
+        output tokens it asked for (AIPerf's rule); False when it asked for no number."""
+        requested = self.requested_output_tokens
+        if requested is None or self.outcome != OK:
+            return False
+        short_by = requested - self.output_tokens
+        return short_by > 50 or 20 * short_by > requested  # > min(0.05 * requested, 50), in integers
+
     # -- server-side figures, beside ours -----------------------------------------------------
     @property
     def server_prefill_ms(self) -> float | None:

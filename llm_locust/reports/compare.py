@@ -3,7 +3,8 @@
 The first run is the baseline: every later run gets a column ``later/first`` with the ratio of its
 value to the baseline's (``0.52x``), marked *better* or *worse* where the metric has a direction
 (lower is better for latencies and failures, higher for throughput). Ladder runs also get a
-per-level table aligned on the number of users (``-`` where a run lacks that level).
+per-level table aligned on the number of users (``-`` where a run lacks that level). Runs of
+conversations get a TTFT p50 row per turn (where a prefix cache shows: turn 1 against later turns).
 
 Everything here is a pure function of the loaded files except :func:`run`, the CLI entry point;
 the HTML report is built by :mod:`llm_locust.reports.compare_html`.
@@ -52,18 +53,33 @@ class Run:
             return {}
         return {str(r["users"]): r for r in rows if isinstance(r, dict) and "users" in r}
 
+    def turns(self) -> dict[int, dict[str, Any]]:
+        """Rows of ``results["turns"]`` keyed by turn index (empty for a file from before turns)."""
+        rows = self.results.get("turns")
+        if not isinstance(rows, list):
+            return {}
+        return {r["turn"]: r for r in rows if isinstance(r, dict) and isinstance(r.get("turn"), int)}
+
+    def value(self, measure: Measure) -> float | None:
+        """The measure's value in this run: of its turn's row for a per-turn measure."""
+        if measure.turn is None:
+            return self.number(measure.key)
+        return number(self.turns().get(measure.turn, {}).get(measure.key))
+
 
 @dataclass(frozen=True, slots=True)
 class Measure:
     """A row of the comparison: its label, its key in the results, which direction is better
     (``"lower"``, ``"higher"`` or ``""`` for neither), the decimals shown and the group of rows
-    it belongs to (the HTML table draws a line between groups)."""
+    it belongs to (the HTML table draws a line between groups); ``turn``: the key is read from that
+    turn's row of ``results["turns"]``."""
 
     label: str
     key: str
     better: str = ""
     digits: int = 2
     group: str = "requests"
+    turn: int | None = None
 
 
 #: The run's counts and throughputs, before the catalog's metrics.
@@ -88,7 +104,19 @@ def measures(runs: Sequence[Run]) -> tuple[Measure, ...]:
     rows = [
         Measure(m.stat_label(k), m.key(k), m.better, group=m.name) for m in metrics for k in m.compare_stats
     ]
-    return (*RUN_MEASURES, *rows)
+    return (*RUN_MEASURES, *rows, *turn_measures(runs))
+
+
+def turn_measures(runs: Sequence[Run]) -> tuple[Measure, ...]:
+    """A TTFT p50 row per turn index of any run, when every run has turns and some run more than one."""
+    per_run = [run.turns() for run in runs]
+    if not all(per_run) or max(len(t) for t in per_run) < 2:
+        return ()
+    indices = sorted({i for turns in per_run for i in turns})
+    return tuple(
+        Measure(f"TTFT p50, turn {i} ({TTFT.unit})", TTFT.key("median"), TTFT.better, group="turns", turn=i)
+        for i in indices
+    )
 
 
 #: The seed's per-level comparison: (heading, key in a level row, decimals).
@@ -176,7 +204,7 @@ class Row:
 
 
 def metric_rows(runs: Sequence[Run]) -> list[Row]:
-    return [Row(m, tuple(run.number(m.key) for run in runs)) for m in measures(runs)]
+    return [Row(m, tuple(run.value(m) for run in runs)) for m in measures(runs)]
 
 
 def _users_key(label: str) -> tuple[float, str]:

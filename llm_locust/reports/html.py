@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -21,7 +20,12 @@ import orjson
 from llm_locust.metrics.catalog import ITL, TOKENS_PER_S, TTFT, Metric, View, shown_in
 from llm_locust.metrics.records import FAILURE_MEANINGS
 from llm_locust.metrics.timeseries import DEFAULT_WINDOW_S
-from llm_locust.reports import charts
+from llm_locust.reports import charts, html_workload
+from llm_locust.reports.html_parts import e as _e
+from llm_locust.reports.html_parts import fmt as _fmt
+from llm_locust.reports.html_parts import legend, mark
+from llm_locust.reports.html_parts import no_data as _no_data
+from llm_locust.reports.html_parts import table as _table
 from llm_locust.reports.summary import has_samples
 
 _STATS = ("mean", "median", "p90", "p95", "p99", "min", "max")
@@ -42,6 +46,7 @@ nav { font-size: 0.9em; margin: 6px 0 12px; } nav a { margin-right: 12px; color:
           text-align: center; background: #fafafa; }
 table.summary td:last-child, table.summary th:last-child { text-align: left; color: #666; }
 table.failures td:last-child, table.failures th:last-child, .meta th { text-align: left; }
+.few { color: #b26a00; font-weight: 600; } .checks { margin: 6px 0 10px; padding-left: 20px; }
 .grid3 { display: grid; grid-template-columns: repeat(auto-fit, minmax(360px, 1fr)); gap: 8px; }
 """
 
@@ -57,6 +62,7 @@ def render(results: Mapping[str, Any]) -> str:
         _histogram_section(results, scripts),
         _failures_section(results, scripts),
         _ladder_section(results.get("levels") or [], scripts),
+        html_workload.turns_section(results),
         _options_section(meta),
     ]
     title = f"llm-locust report: {meta.get('model') or '?'} @ {meta.get('host') or '?'}"
@@ -75,23 +81,6 @@ def write_html(path: str, results: Mapping[str, Any]) -> None:
 
 
 # -- formatting --------------------------------------------------------------------------------
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _fmt(x: Any, digits: int | None = None) -> str:
-    """A number for a table: thousands separators, digits by magnitude unless given; a dash for none."""
-    if x is None or isinstance(x, str):
-        return "–" if x is None else _e(x)
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int) or not math.isfinite(x):
-        return f"{x:,}" if isinstance(x, int) else "–"
-    if digits is None:
-        digits = 0 if abs(x) >= 1000 else 1 if abs(x) >= 100 else 2
-    return f"{x:,.{digits}f}"
-
-
 def _parse_time(text: Any) -> dt.datetime | None:
     if not isinstance(text, str) or not text:
         return None
@@ -108,18 +97,6 @@ def _show_time(text: Any) -> str:
     if t.tzinfo is not None:
         t = t.astimezone(dt.timezone.utc)
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
-    """A table of already-escaped cells."""
-    klass = f' class="{cls}"' if cls else ""
-    th = "".join(f"<th>{h}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table{klass}><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
-
-
-def _no_data(text: str) -> str:
-    return f'<div class="nodata">{_e(text)}</div>'
 
 
 def _chart(
@@ -181,6 +158,8 @@ def _header(res: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     nav += [("failures", "Failures")]
     if res.get("levels"):
         nav.append(("levels", "Per level"))
+    if html_workload.several_turns(res.get("turns")):
+        nav.append(("turns", "Per turn"))
     nav.append(("options", "Options"))
     links = "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in nav)
     return (
@@ -203,9 +182,10 @@ def _api_row(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def _summary_section(res: Mapping[str, Any]) -> str:
     rows = []
+    flagged = set(res.get("few_sample_percentiles") or ())
     for m in shown_in(View.SUMMARY):
         if has_samples(res, m):
-            stats = [_fmt(res.get(m.key(k))) for k in _STATS]
+            stats = [mark(_fmt(res.get(m.key(k))), m.key(k) in flagged) for k in _STATS]
             rows.append((_e(m.label), _e(m.unit), _fmt(res.get(m.key("count"))), *stats, _e(m.definition)))
     head = ("Metric", "Unit", "Samples", *_STATS, "Definition")
     body = (
@@ -213,7 +193,8 @@ def _summary_section(res: Mapping[str, Any]) -> str:
         if rows
         else _no_data("No request completed: there are no latencies to show.")
     )
-    return f'<h2 id="summary">Summary</h2>{body}'
+    checks = html_workload.checks_html(res)
+    return f'<h2 id="summary">Summary</h2>{checks}{body}{legend(bool(rows and flagged))}'
 
 
 #: Over-time charts: (div id, title, y unit, [(trace name, Point field, colour in charts.COLORS)]).
@@ -392,10 +373,14 @@ def _ladder_section(levels: Sequence[Mapping[str, Any]], out: list[str]) -> str:
         (
             _e(r.get("users")),
             " / ".join(_fmt(r.get(k), 1) for k in (lo, mid, hi)),
-            *(_fmt(r.get(k), d) for _h, k, d in _LEVEL_COLUMNS),
+            *(
+                mark(_fmt(r.get(k), d), k in (r.get("few_sample_percentiles") or ()))
+                for _h, k, d in _LEVEL_COLUMNS
+            ),
         )
         for r in levels
     ]
+    flagged = any(r.get("few_sample_percentiles") for r in levels)
     labels = [str(r.get("users")) for r in levels]
     numeric = all(re.fullmatch(r"\d+(\.\d+)?", s) and float(s) > 0 for s in labels)
     x: list[Any] = [float(s) for s in labels] if numeric else labels
@@ -445,7 +430,7 @@ def _ladder_section(levels: Sequence[Mapping[str, Any]], out: list[str]) -> str:
         '<p class="muted">Requests are grouped by the number of users when they were sent. Per-stream '
         "tok/s: output tokens / end-to-end time of each request (TTFT included); aggregate tok/s: all "
         "output tokens of the level over its duration.</p>"
-        f'{_table(head, rows)}<div class="grid">{charts_html}</div>'
+        f'{_table(head, rows)}{legend(flagged)}<div class="grid">{charts_html}</div>'
     )
 
 

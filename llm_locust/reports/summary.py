@@ -26,6 +26,7 @@ from llm_locust.metrics.catalog import (
 )
 from llm_locust.metrics.histogram import Histogram, finite
 from llm_locust.metrics.records import FAILURE_CATEGORIES
+from llm_locust.reports import workload
 
 
 def iso(wall_s: float | None) -> str | None:
@@ -81,6 +82,7 @@ def results(
     }
     for metric in CATALOG:
         res.update(_metric_keys(metric, agg.hist[metric.name]))
+    res["few_sample_percentiles"] = workload.few_sample_keys(agg, CATALOG, STATS)
     compared = c["usage_compared"]
     res["output_tokens_source"] = dict(agg.output_sources)
     res["input_tokens_source"] = dict(agg.input_sources)
@@ -90,7 +92,10 @@ def results(
         "disagreement_rate": c["usage_disagreed"] / compared if compared else 0.0,
         "mean_abs_diff_tokens": c["usage_abs_diff"] / compared if compared else 0.0,
     }
-    res["levels"] = [_level_row(label, sub) for label, sub in sorted(agg.levels.items(), key=_level_key)]
+    res.update(workload.check_results(agg))
+    levels = sorted(agg.levels.items(), key=_level_key)
+    res["levels"] = [_level_row(label, sub) for label, sub in levels if not sub.empty]
+    res["turns"] = workload.turn_rows(agg)
     res["histograms"] = {m.bins_key: [list(b) for b in agg.hist[m.name].bins()] for m in shown_in(View.BINS)}
     res["timeseries"] = timeseries or []
     res["metadata"] = metadata
@@ -119,6 +124,10 @@ def _level_row(label: str, agg: Aggregate) -> dict[str, Any]:
         row.update((metric.key(name), finite(stat(s, name))) for name in metric.level_stats)
     row["total_output_tokens"] = out_tokens
     row["output_throughput"] = out_tokens / d if d else 0.0
+    row.update(workload.cache_keys(agg.counts))
+    row["few_sample_percentiles"] = workload.few_sample_keys(
+        agg, LEVEL, (s for m in LEVEL for s in m.level_stats)
+    )
     return row
 
 
@@ -163,6 +172,7 @@ def format_summary(res: dict[str, Any]) -> str:
             f"{'Usage vs tokenizer disagreed:':<{w}}{uvt['disagreed']}/{uvt['compared']} requests"
             f" (mean |diff| {uvt['mean_abs_diff_tokens']:.1f} tokens)"
         )
+    lines += workload.check_lines(res, w)
     if res.get("not_streamed"):
         lines.append(
             f"WARNING: {res['not_streamed']} successful requests were answered with one JSON body, not a "
@@ -175,6 +185,9 @@ def format_summary(res: dict[str, Any]) -> str:
     lines += ["-" * 72, *_metric_table(res)]
     if res["levels"]:
         lines += ["", format_levels(res["levels"])]
+    if workload.several_turns(res.get("turns")):
+        lines += ["", workload.format_turns(res["turns"])]
+    lines += workload.legend_lines(res)
     lines.append("=" * 72)
     return "\n".join(lines)
 
@@ -188,8 +201,11 @@ def _metric_table(res: dict[str, Any]) -> list[str]:
     rows = [m for m in shown_in(View.SUMMARY) if has_samples(res, m)]
     w = max([20] + [len(m.display) + 2 for m in rows if m.optional])
     head = f"{'metric':<{w}}" + "".join(f"{k:>10}" for k in _TABLE_STATS)
+    flagged = set(res.get("few_sample_percentiles") or ())
     return [head] + [
-        f"{m.display:<{w}}" + "".join(f"{_fmt(res[m.key(k)]):>10}" for k in _TABLE_STATS) for m in rows
+        f"{m.display:<{w}}"
+        + "".join(workload.marked(_fmt(res[m.key(k)]), 10, m.key(k) in flagged) for k in _TABLE_STATS)
+        for m in rows
     ]
 
 
@@ -234,8 +250,11 @@ def format_levels(levels: list[dict[str, Any]]) -> str:
     )
     lines = ["Per level (requests grouped by the number of users when they were sent)", head]
     for r in levels:
+        flagged = set(r.get("few_sample_percentiles") or ())
         tps = " / ".join(_fmt(r[TOKENS_PER_S.key(k)], 1) for k in ("min", "median", "max"))
-        ttft = "".join(f"{_fmt(r[TTFT.key(k)], 1):>10}" for k in ("median", "p99"))
+        ttft = "".join(
+            workload.marked(_fmt(r[TTFT.key(k)], 1), 10, TTFT.key(k) in flagged) for k in ("median", "p99")
+        )
         lines.append(
             f"{r['users']:>6}{r['completed']:>7}{r['failed']:>6}{r['cancelled']:>5}  {tps:<32}"
             f"{ttft}{_fmt(r['output_throughput'], 1):>17}"
