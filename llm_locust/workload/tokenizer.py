@@ -18,18 +18,31 @@ from llm_locust.errors import ConfigError
 
 
 class Tokenizer(Protocol):
+    """Text to token ids and back, without special tokens (no BOS/EOS, no chat template)."""
+
     name: str
 
     def count(self, text: str) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
 
 
 class _Tiktoken:
     def __init__(self, name: str, encoding: object) -> None:
         self.name = name
         self._encode = encoding.encode_ordinary  # type: ignore[attr-defined]
+        self._decode = encoding.decode  # type: ignore[attr-defined]
 
     def count(self, text: str) -> int:
         return len(self._encode(text))
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._encode(text))
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._decode(ids))
 
 
 class _HFTokenizer:
@@ -46,6 +59,12 @@ class _HFTokenizer:
 
     def count(self, text: str) -> int:
         return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._tok.decode(ids))
 
 
 _cache: dict[str, Tokenizer] = {}
