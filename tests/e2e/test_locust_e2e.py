@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import LOCUSTFILES, TEST_LOCUSTFILES, run_locust
 
+from llm_locust.mock.faults import short_tokens
 from llm_locust.mock.server import FAULT_OUTCOMES, FAULTS
 
 #: Every stream reader: the process-wide reactor with each body read by llm_locust._native._speedups (the
@@ -79,8 +80,8 @@ def test_every_fault_category_counted_exactly_once(tmp_path: Path, mock_engine, 
     outcomes = (res["failed"], res["completed"], res["cancelled"])
     assert outcomes == (total - oks, oks, 0), (mock.stats(), run.output)
     assert res["not_streamed"] == 1  # the JSON answer to a streaming request
-    # compressed streams are decoded; every successful answer has the mock's 10 tokens
-    assert res["total_output_tokens"] == 10 * oks
+    # compressed streams are decoded; every successful answer has the mock's 10 tokens, the short one half
+    assert res["total_output_tokens"] == 10 * (oks - 1) + short_tokens(10)
     assert run.returncode == 1  # Locust's exit code on failed requests
     rows = run.final_rows()
     assert rows["/v1/chat/completions"] == rows["Aggregated"] == (total, total - oks)
