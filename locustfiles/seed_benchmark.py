@@ -5,12 +5,11 @@ and a per-level table of per-stream tok/s (min/median/max), TTFT and aggregate t
            --levels 1,8,32,256,1024 --level-duration 60 --llm-json seed.json
 """
 
-from llm_locust import LadderShape, LLMUser, seed_messages
+from llm_locust import LadderShape, LLMUser
 
 
 class SeedUser(LLMUser):
-    def messages(self) -> list[dict[str, str]]:
-        return seed_messages()
+    dataset = "seed"  # the seed's system message and essay, unless --dataset says otherwise
 
 
 class SeedLadder(LadderShape):

@@ -17,6 +17,7 @@ import orjson
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import API_CHOICES, AUTO
 from llm_locust.locust.keys import KeyBinding, key_of
+from llm_locust.locust.workload_options import WorkloadConfig, add_workload_arguments, workload_from_options
 
 DEFAULT_FAIL_BACKOFF_S = 0.1
 #: The longest --fail-backoff wait, as a multiple of it (consecutive failures double the wait).
@@ -136,6 +137,7 @@ def add_arguments(parser: Any) -> None:
         default="cl100k_base",
         help="tiktoken encoding name or path to a tokenizer.json, for counts the server does not give",
     )
+    add_workload_arguments(opt)
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,7 @@ class RunConfig:
     llm_csv: str
     llm_html: str
     tokenizer: str
+    workload: WorkloadConfig
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -189,6 +192,7 @@ class RunConfig:
             "insecure": self.insecure,
             "tokenizer": self.tokenizer,
             "api_key_set": bool(self.api_key),
+            **self.workload.public(),
         }
 
 
@@ -288,4 +292,5 @@ def config_from_options(options: Any, host: str | None, binding: KeyBinding | No
         llm_csv=options.llm_csv,
         llm_html=options.llm_html,
         tokenizer=options.tokenizer or "cl100k_base",
+        workload=workload_from_options(options, prompt, options.system_prompt),
     )

@@ -20,7 +20,7 @@ from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import AUTO
-from llm_locust.locust import distributed, progress, webform, webui
+from llm_locust.locust import distributed, progress, samples, webform, webui
 from llm_locust.locust.distributed import lost_workers
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
 from llm_locust.locust.options import add_arguments, config_from_options
@@ -108,6 +108,17 @@ def _on_spawned(state: LLMState, user_count: int) -> None:
     gc.freeze()
 
 
+def _dataset_of_user_classes(env: Any) -> None:
+    """A user class's ``dataset`` (the seed locustfile's "seed") where --dataset is left at its
+    default; the owner decides, and its workers get the decision with the options."""
+    options = env.parsed_options
+    if (getattr(options, "dataset", "prompt") or "prompt") != "prompt":
+        return
+    wanted = {c.dataset for c in env.user_classes if getattr(c, "dataset", None)}
+    if len(wanted) == 1:
+        options.dataset = wanted.pop()
+
+
 def _on_test_start(state: LLMState) -> None:
     env = state.environment
     if not isinstance(env.runner, WorkerRunner) and env.parsed_options is not None:
@@ -117,6 +128,8 @@ def _on_test_start(state: LLMState) -> None:
         state.notes = [resolved.note] if resolved.note else []
         for note in state.notes:
             logger.warning("%s", note)
+    if not isinstance(env.runner, WorkerRunner) and env.parsed_options is not None:
+        _dataset_of_user_classes(env)
     try:
         reactor.choose_reader(os.environ.get("LLM_LOCUST_READER", "auto"))
         config = config_from_options(env.parsed_options, env.host, state.key_binding)
@@ -135,6 +148,16 @@ def _on_test_start(state: LLMState) -> None:
         _fail(env, str(exc))
         return
     state.configure(config, detected_by)
+    if not isinstance(env.runner, WorkerRunner):
+        samples.assign_worker_slots(env)  # before the workers get the options
+    try:
+        state.dataset, state.samples = samples.load_samples(
+            config, state.tokenizer(wait=True), *samples.worker_slot(env)
+        )
+    except ConfigError as exc:
+        state.samples = None
+        _fail(env, str(exc))
+        return
     chosen = state.require_flavor()
     if config.ignore_eos and not chosen.ignore_eos_field and not isinstance(env.runner, WorkerRunner):
         note = (
@@ -237,6 +260,7 @@ def _metadata(state: LLMState) -> dict[str, Any]:
         "api": config.api,
         "api_detected_by": state.api_detected_by,
         "options": config.public(),
+        "dataset": state.dataset.info.to_json() if state.dataset is not None else None,
         "user_classes": sorted(c.__name__ for c in env.user_classes),
         "llm_locust_version": installed_version("llm-locust"),
         "locust_version": installed_version("locust"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.event import AsyncResult
@@ -24,6 +24,10 @@ from llm_locust.metrics.records import CANCELLED, RequestRecord
 from llm_locust.metrics.timeseries import TimeSeries
 from llm_locust.wire.urls import join_path
 from llm_locust.workload.tokenizer import Tokenizer, count_off_loop, load_off_loop
+
+if TYPE_CHECKING:
+    from llm_locust.workload.dataset import Dataset
+    from llm_locust.workload.sampler import SampleStream
 
 logger = logging.getLogger("llm_locust")
 
@@ -66,6 +70,8 @@ class LLMState:
         self.workers_seen: set[str] = set()
         self.workers_final: set[str] = set()
         self.worker_in_flight: dict[str, int] = {}
+        self.dataset: Dataset | None = None  # the test's dataset, loaded at its start
+        self.samples: SampleStream | None = None  # this process's share of it
         self.progress: gevent.Greenlet | None = None
         self.sampler: gevent.Greenlet | None = None
 

@@ -5,7 +5,8 @@ connection, and each request is one :class:`~llm_locust.locust.exchange.Exchange
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import random
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent import GreenletExit
@@ -21,6 +22,9 @@ from llm_locust.locust.state import LLMState, state_of
 from llm_locust.metrics.records import CANCELLED, RequestRecord
 from llm_locust.workload.tokenizer import count_off_loop
 
+if TYPE_CHECKING:
+    from llm_locust.workload.dataset import Conversation
+
 
 class LLMUser(User):
     """Streams requests of the run's API flavor (``--api``; OpenAI chat by default) in a closed loop
@@ -33,6 +37,8 @@ class LLMUser(User):
 
     abstract = True
     wait_time = constant(0)
+    #: the --dataset this class sends when the option is left at its default ("prompt"), e.g. "seed"
+    dataset: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -47,10 +53,48 @@ class LLMUser(User):
         self._llm: LLMState = state_of(environment)
         self._client: LLMClient | None = None
         self._failed_in_row = 0  # failed requests since the last success (for --fail-backoff)
+        self._random: random.Random | None = None  # draws of --output-tokens where a turn has none
 
     def chat_completion(self) -> None:
-        """The default task: one request with the configured messages."""
-        self.chat()
+        """The default task: the next conversation of the test's dataset (one request per turn), or
+        one request with :meth:`messages` where a subclass overrides it."""
+        if type(self).messages is not LLMUser.messages:
+            self.chat()
+            return
+        state = self._llm
+        if state.config is None or state.samples is None:
+            raise StopUser()  # the test's options or dataset were rejected (said in one line)
+        self.converse(state.samples.next())
+
+    def converse(self, conversation: Conversation) -> list[RequestRecord]:
+        """Send a conversation's turns in order, each with the history so far: the user messages and
+        the server's actual answers. Stops at the first turn that does not succeed."""
+        config = self._llm.require_config()
+        workload = config.workload
+        history: list[dict[str, str]] = []
+        system = [{"role": "system", "content": conversation.system}] if conversation.system else []
+        records = []
+        for index, turn in enumerate(conversation.turns, start=1):
+            if index > 1 and workload.turn_delay_s > 0:
+                gevent.sleep(workload.turn_delay_s)
+            history.append({"role": "user", "content": turn.user})
+            wanted = workload.output_tokens
+            max_tokens = turn.output_tokens if turn.output_tokens is not None else config.max_tokens
+            if wanted is not None and turn.output_tokens is None:
+                max_tokens = wanted.draw(self._rng())
+            # what the sample was built for: exact where it is the whole input (no system, no history)
+            expected = turn.input_tokens if index == 1 and not system else None
+            rec, text = self._send([*system, *history], max_tokens, {}, turn=index, expected_input=expected)
+            records.append(rec)
+            if not rec.ok:
+                break
+            history.append({"role": "assistant", "content": text})
+        return records
+
+    def _rng(self) -> random.Random:
+        if self._random is None:
+            self._random = random.Random(f"{self._llm.require_config().workload.dataset.seed} {id(self)}")
+        return self._random
 
     def messages(self) -> list[dict[str, str]]:
         """The messages of the next request (default: --system-prompt and --prompt)."""
@@ -71,10 +115,25 @@ class LLMUser(User):
         if state.config is None:
             # The test's options were rejected (reported in one line) and the run is ending.
             raise StopUser()
-        config = state.config
         msgs = self.messages() if messages is None else messages
-        max_tokens = body.pop("max_tokens", config.max_tokens)
-        sample = Sample(messages=msgs, max_tokens=max_tokens, extra_body={**config.extra_body, **body})
+        max_tokens = body.pop("max_tokens", state.config.max_tokens)
+        return self._send(msgs, max_tokens, body)[0]
+
+    def _send(
+        self,
+        msgs: list[dict[str, str]],
+        max_tokens: int | None,
+        body: dict[str, Any],
+        *,
+        turn: int = 1,
+        expected_input: int | None = None,
+    ) -> tuple[RequestRecord, str]:
+        state = self._llm
+        config = state.require_config()
+        extra = {**config.extra_body, **body}
+        if config.workload.min_tokens and state.require_flavor().name.startswith("openai"):
+            extra.setdefault("min_tokens", config.workload.min_tokens)  # vLLM's and SGLang's extension
+        sample = Sample(messages=msgs, max_tokens=max_tokens, extra_body=extra)
         flavor = state.require_flavor()
         exchange = Exchange(
             self._connection(config),
@@ -86,8 +145,12 @@ class LLMUser(User):
             record_cancelled=state.record,
         )
         state.in_flight += 1
+        text = ""
         try:
             rec, text = exchange.run()
+            rec = dataclasses.replace(
+                rec, turn=turn, expected_input_tokens=expected_input, requested_output_tokens=max_tokens
+            )
             if rec.ok:
                 try:
                     rec = self._with_token_counts(rec, text, msgs)
@@ -98,7 +161,7 @@ class LLMUser(User):
             state.in_flight -= 1
         state.record(rec)
         self._back_off(rec, config)
-        return rec
+        return rec, text
 
     def _connection(self, config: RunConfig) -> LLMClient:
         if self._client is None or self._client.host != config.host:

@@ -23,6 +23,7 @@ from flask import Response, jsonify, request
 
 from llm_locust.locust.keys import SECRET_PLACEHOLDER
 from llm_locust.locust.options import STARTUP_ONLY
+from llm_locust.locust.workload_options import FILE_SOURCES
 
 if TYPE_CHECKING:
     from llm_locust.locust.state import LLMState
@@ -39,6 +40,20 @@ def refused(form_fields: list[str], options: Any, shown: frozenset[str]) -> list
     """The fields that would set an option the form does not show, in form order."""
     parsed = vars(options) if options is not None else {}
     return [f for f in form_fields if f in parsed and f not in shown and f not in LOCUST_FORM_FIELDS]
+
+
+def file_dataset_refusal(form: Any, options: Any) -> str:
+    """Why the form may not set this ``--dataset`` ("" when it may): a source that reads a file
+    (jsonl:PATH, sharegpt:PATH) is start-up only, like every option that names a file; the form may
+    keep the start-up value or choose one that reads none."""
+    value = str(form.get("dataset", "") or "")
+    source = value.split(":", 1)[0]
+    if source not in FILE_SOURCES or value == str(getattr(options, "dataset", "") or ""):
+        return ""
+    return (
+        f"The web UI cannot set --dataset {source}:PATH (it names a file on the machines): give it when "
+        "starting Locust (command line, environment or config file), or choose prompt, seed or synthetic."
+    )
 
 
 def _flag(dest: str) -> str:
@@ -77,8 +92,10 @@ def install(environment: Any, state: LLMState) -> None:
         if not shown:
             shown.append(_shown_options())
         bad = refused(list(request.form.keys()), environment.parsed_options, shown[0])
-        if bad:
-            message = refusal_message(bad)
+        message = (
+            refusal_message(bad) if bad else file_dataset_refusal(request.form, environment.parsed_options)
+        )
+        if message:
             logger.warning("web UI: %s", message)
             return jsonify({"success": False, "message": message, "host": environment.host})
         parsed = environment.parsed_options
