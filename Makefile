@@ -26,10 +26,12 @@ check: $(STAMP)
 	$(VENV)/bin/mypy
 
 ## make bench: client capacity, timing error and memory per user against the mock, then events per
-## client CPU-second of every API flavor beside bare Locust at 512 streams
+## client CPU-second of every API flavor beside bare Locust at 512 streams, then synthetic workloads
+## against the fixed prompt and the time to prepare 10,000 samples
 bench: $(STAMP)
 	$(PY) bench/client_capacity.py
 	$(PY) bench/flavors.py
+	$(PY) bench/workloads.py
 
 ## make bench-scale: users per worker process vs events/s and timing error at 1, 2, 4 processes
 bench-scale: $(STAMP)
