@@ -81,14 +81,15 @@ def run(
     api: str = "openai-chat",
     bare: str = "",
     extra: tuple[str, ...] = (),
+    mock_extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One configuration; ``api``: the flavor the users speak; ``bare``: plain Locust users of
     bench/bare_locust.py in that mode ("floor" or "measure") instead of llm-locust's; ``extra``:
-    more llm-locust options (a workload)."""
+    more llm-locust options (a workload); ``mock_extra``: more mock options."""
     itl_ms = offered_itl_ms(users, itl)
     mock, url = start_mock_process(
         "--engine", "fixed", "--ttft-ms", str(TTFT_MS), "--itl-ms", f"{itl_ms:g}",
-        "--output-tokens", str(TOKENS),
+        "--output-tokens", str(TOKENS), *mock_extra,
     )  # fmt: skip
     subprocess.run(["taskset", "-pc", "0", str(mock.pid)], capture_output=True, check=False)
     out = Path(tempfile.mkdtemp()) / "r.json"

@@ -116,6 +116,8 @@ def test_the_form_cannot_reach_files_or_send_the_startup_key_elsewhere(
             ("html_file", str(evil), "--html-file"),
             ("csv_prefix", str(evil), "--csv-prefix"),
             ("logfile", str(evil), "--logfile"),
+            ("dataset", f"jsonl:{secret}", "--dataset jsonl:PATH"),
+            ("dataset", f"sharegpt:{secret}", "--dataset sharegpt:PATH"),
         ]:
             answer = ui.start(host=other.url, **{field: value})
             assert answer["success"] is False, (field, answer)
@@ -146,6 +148,12 @@ def test_the_form_cannot_reach_files_or_send_the_startup_key_elsewhere(
         assert home.chats()[-1].headers["authorization"] == f"Bearer {KEY}"
         ui.run_until(other, 3, host=other.url)
         assert "authorization" not in other.chats()[-1].headers
+
+        # 5. A dataset that reads no file may be chosen in the form.
+        synthetic = {"dataset": "synthetic", "input_tokens": "16"}
+        ui.run_until(home, 3, host=home.url, api_key=SECRET_PLACEHOLDER, **synthetic)
+        assert b"hello from the start-up prompt file" not in home.chats()[-1].body
+        assert SECRET.encode() not in home.everything() + other.everything()
     finally:
         proc.terminate()
         try:

@@ -118,3 +118,25 @@ def test_the_seed_locustfile_uses_the_seed_dataset(tmp_path: Path, mock_engine) 
     assert run.returncode == 0, run.output[-3000:]
     res = run.results
     assert res is not None and res["metadata"]["dataset"]["source"] == "seed"
+
+
+@pytest.mark.parametrize("api", list(FLAVORS))
+def test_conversations_in_every_flavor_reuse_the_cache_on_later_turns(
+    tmp_path: Path, mock_engine, api: str
+) -> None:
+    """Two-turn conversations in each API: per-turn results, and (where the API reports it) the
+    second turn's history found in the mock's prefix cache, the first turn's unique prompt not."""
+    mock = mock_engine(*FAST, "--output-tokens", "8")
+    run = run_locust(tmp_path, mock.url, "-u", "2", "-r", "2", "-t", "3s", "--stop-timeout", "5", "--model",
+                     "mock", "--api", api, "--dataset", "synthetic", "--turns", "2", "--input-tokens", "64",
+                     "--num-samples", "500")  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    res = run.results
+    assert res is not None and res["failed"] == 0
+    turns = {t["turn"]: t for t in res["turns"]}
+    assert set(turns) == {1, 2} and turns[2]["completed"] > 3
+    if api.startswith("ollama"):
+        assert turns[2]["cached_share"] is None
+    else:
+        assert turns[1]["cached_share"] == 0  # unique prompts: no whole block in common
+        assert turns[2]["cached_share"] > 0.4  # the first turn's 64 tokens (4 blocks) of its history
