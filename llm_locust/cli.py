@@ -113,6 +113,18 @@ def _parser() -> argparse.ArgumentParser:
         "/mock/stats served.prompts, for exactly-once tests (memory grows with distinct prompts)",
     )
     m.add_argument("--seed", type=int, default=None, help="Random seed for faults and jitter")
+    m.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Serve the port from N processes (SO_REUSEPORT: the kernel spreads connections over them), "
+        "so that the mock is not the bottleneck; /mock/stats sums all and /mock/reset resets all. Each "
+        "process has its own engine and prefix cache: --slots and --max-seqs are per process, N times "
+        "the capacity, as N replicas behind a load balancer (default 1)",
+    )
+    # internal: set by the parent of --workers N for each of its workers
+    m.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     m.add_argument("--tls-cert", default=None, metavar="PEM", help="Serve HTTPS with this certificate chain")
     m.add_argument("--tls-key", default=None, metavar="PEM", help="The private key of --tls-cert")
     d = sub.add_parser(
@@ -201,7 +213,7 @@ def compare(
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "mock":
-        return _mock(args)
+        return _mock(args, sys.argv[1:] if argv is None else argv)
     if args.command == "compare":
         return compare(args.files, args.names, args.html)
     if args.command == "report":
@@ -209,11 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     return _demo(args)
 
 
-def _mock(args: Any) -> int:
+def _mock(args: Any, argv: Sequence[str]) -> int:
+    import socket
+
     from llm_locust.mock.engine import Engine, Timing
     from llm_locust.mock.server import MockServer
+    from llm_locust.mock.workers import WorkerSpec, exit_with_parent, supervise
 
-    for name in ("max_seqs", "slots"):
+    for name in ("max_seqs", "slots", "workers"):
         if getattr(args, name) < 1:
             print(f"llm-locust mock: error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
@@ -226,6 +241,29 @@ def _mock(args: Any) -> int:
     if args.prefix_cache_block < 0:
         print("llm-locust mock: error: --prefix-cache-block must be >= 0 (0: no cache)", file=sys.stderr)
         return 2
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("llm-locust mock: error: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    scheme = "https" if tls else "http"
+
+    def announce(port: int, workers: str = "") -> None:
+        print(
+            f"llm-locust mock: {workers}{args.engine} engine serving model {args.model!r} on "
+            f"{scheme}://{host}:{port}",
+            flush=True,
+        )
+
+    if args.workers > 1 and args.worker is None:
+        n = args.workers
+        return supervise(argv, n, args.host, args.port, lambda port: announce(port, f"{n} workers, "))
+    try:
+        worker = WorkerSpec.parse(args.worker) if args.worker is not None else None
+    except ValueError as exc:
+        print(f"llm-locust mock: error: {exc}", file=sys.stderr)
+        return 2
+    seed = args.seed + worker.index if worker is not None and args.seed is not None else args.seed
     timing = Timing(
         ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, jitter_ms=args.jitter_ms, output_tokens=args.output_tokens
     )
@@ -235,36 +273,32 @@ def _mock(args: Any) -> int:
         slots=args.slots,
         max_seqs=args.max_seqs,
         batch_exponent=args.batch_exponent,
-        seed=args.seed,
+        seed=seed,
     )
     server = MockServer(
         engine,
         model=args.model,
         faults=dict(args.fault),
         stall_s=args.stall_s,
-        seed=args.seed,
+        seed=seed,
         reasoning_tokens=args.reasoning_tokens,
         prefix_cache_block=args.prefix_cache_block,
         record_prompts=args.record_prompts,
     )
-    if bool(args.tls_cert) != bool(args.tls_key):
-        print("llm-locust mock: error: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
-    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
-    try:
-        port = server.start(args.host, args.port, tls)
-    except OSError as exc:
-        print(
-            f"llm-locust mock: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
-            file=sys.stderr,
-        )
-        return 1
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    scheme = "https" if tls else "http"
-    print(
-        f"llm-locust mock: {args.engine} engine serving model {args.model!r} on {scheme}://{host}:{port}",
-        flush=True,
-    )
+    if worker is not None:  # its sockets are bound by the parent, which announces the port
+        server.start(args.host, args.port, tls, listener=socket.socket(fileno=worker.listen_fd))
+        server.join_workers(worker.index, worker.side_ports, socket.socket(fileno=worker.side_fd))
+        exit_with_parent(server.stop)
+    else:
+        try:
+            port = server.start(args.host, args.port, tls)
+        except OSError as exc:
+            print(
+                f"llm-locust mock: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+                file=sys.stderr,
+            )
+            return 1
+        announce(port)
     import gevent
 
     gevent.signal_handler(signal.SIGTERM, server.stop)

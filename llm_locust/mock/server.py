@@ -20,6 +20,10 @@ earlier request already sent, in each API's cached-tokens field, and ``cached_pr
 ``/mock/stats``. With ``--record-prompts``, ``/mock/stats`` ``served`` also has ``prompts``: the digest
 (:func:`llm_locust.mock.prompts.digest`) of each request's last user message -> how many requests
 carried it, so a test can tell that every prompt was sent exactly once.
+
+As one of ``--workers N`` processes (:meth:`MockServer.join_workers`, :mod:`llm_locust.mock.workers`)
+``/mock/stats`` is the sum over all workers, with each worker's ``served`` in ``workers``, and
+``/mock/reset`` resets all.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import socket
 import ssl
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import gevent.ssl
@@ -43,6 +48,7 @@ from llm_locust.mock.faults import FAULT_HELP, FAULT_OUTCOMES, FAULTS
 from llm_locust.mock.flavors import FLAVORS, ROUTES
 from llm_locust.mock.httpio import Connection, send_json
 from llm_locust.mock.prompts import PromptCounter, digest
+from llm_locust.mock.workers import WORKER_RESET, WORKER_STATS, ask, merge
 from llm_locust.wire import rxclock
 
 __all__ = ["FAULTS", "FAULT_HELP", "FAULT_OUTCOMES", "MockServer"]
@@ -94,27 +100,55 @@ class MockServer:
         self.received: Counter[str] | None = Counter() if record_prompts else None
         self._rng = random.Random(seed)
         self._server: StreamServer | None = None
+        self._side: StreamServer | None = None
         self._tls: ssl.SSLContext | None = None
+        #: this worker's index and every worker's side port (one worker: no others to ask)
+        self._index = 0
+        self._side_ports: tuple[int, ...] = ()
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self, host: str, port: int, tls: tuple[str, str] | None = None) -> int:
+    def start(
+        self,
+        host: str,
+        port: int,
+        tls: tuple[str, str] | None = None,
+        *,
+        listener: socket.socket | None = None,
+    ) -> int:
         """Bind and start serving in the background (after the prompt tokenizer has loaded);
-        ``tls``: (certificate file, key file) to serve HTTPS."""
+        ``tls``: (certificate file, key file) to serve HTTPS; ``listener``: a listening socket to
+        serve instead of binding ``host:port``."""
         self.prompts.wait_ready()
         if tls:
             self._tls = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self._tls.load_cert_chain(certfile=tls[0], keyfile=tls[1])
-        self._server = StreamServer((host, port), self._handle, backlog=4096)
+        if listener is not None:
+            self._server = StreamServer(listener, self._handle)
+        else:
+            self._server = StreamServer((host, port), self._handle, backlog=4096)
         self._server.start()
         with contextlib.suppress(OSError):  # accepted sockets inherit it: requests are stamped on arrival
             self._server.socket.setsockopt(socket.SOL_SOCKET, rxclock.SO_TIMESTAMPNS, 1)
         return int(self._server.server_port)
+
+    def join_workers(self, index: int, side_ports: Sequence[int], side: socket.socket) -> None:
+        """Serve as worker ``index`` of ``len(side_ports)``: plain HTTP on ``side`` (a listening
+        socket on 127.0.0.1, at ``side_ports[index]``) for the other workers, whose side ports are the
+        rest; response ids are unique over all workers (this one's are ``index + 1`` modulo the
+        number of workers)."""
+        self._index = index
+        self._side_ports = tuple(side_ports)
+        self.ids = itertools.count(index + 1, len(side_ports))
+        self._side = StreamServer(side, self._handle_side)
+        self._side.start()
 
     def serve_forever(self) -> None:
         assert self._server is not None
         self._server.serve_forever()
 
     def stop(self) -> None:
+        if self._side is not None:
+            self._side.stop(timeout=1)
         if self._server is not None:
             self._server.stop(timeout=1)
 
@@ -139,6 +173,28 @@ class MockServer:
             "running": self.engine.running,
             "waiting": self.engine.waiting,
         }
+
+    def all_snapshot(self) -> dict[str, Any]:
+        """``/mock/stats``: :meth:`snapshot`, summed over every worker with ``--workers``, and then
+        ``workers``: each worker's ``served`` (without ``prompts``), by index. OSError when a worker
+        does not answer."""
+        if not self._side_ports:
+            return self.snapshot()
+        snaps = [
+            self.snapshot() if i == self._index else ask(port, "GET", WORKER_STATS)
+            for i, port in enumerate(self._side_ports)
+        ]
+        total = merge(snaps)
+        total["workers"] = [{k: v for k, v in s["served"].items() if k != "prompts"} for s in snaps]
+        return total
+
+    def reset_all(self) -> None:
+        """``/mock/reset``: :meth:`reset` this worker and every other one; OSError when one does not
+        answer."""
+        self.reset()
+        for i, port in enumerate(self._side_ports):
+            if i != self._index:
+                ask(port, "POST", WORKER_RESET)
 
     def reset(self) -> None:
         """Forget what was served, the prompts recorded and the prefix cache."""
@@ -186,10 +242,16 @@ class MockServer:
 
     # -- HTTP ------------------------------------------------------------------------------------
     def _handle(self, sock: socket.socket, _addr: Any) -> None:
+        self._serve(sock, self._tls)
+
+    def _handle_side(self, sock: socket.socket, _addr: Any) -> None:
+        self._serve(sock, None)  # from the other workers, on 127.0.0.1: never TLS
+
+    def _serve(self, sock: socket.socket, tls: ssl.SSLContext | None) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._tls is not None:
+        if tls is not None:
             try:
-                sock = self._tls.wrap_socket(sock, server_side=True)
+                sock = tls.wrap_socket(sock, server_side=True)
             except (ssl.SSLError, OSError):  # e.g. a client that does not trust the certificate
                 sock.close()
                 return
@@ -243,6 +305,12 @@ class MockServer:
             if flavor is not None:
                 return answer(self, sock, flavor, body, headers, arrived_s)
             if path == "/mock/reset":
+                try:
+                    self.reset_all()
+                except OSError as exc:
+                    return send_json(sock, 500, {"error": {"message": f"not every worker reset: {exc}"}})
+                return send_json(sock, 200, {"reset": True})
+            if path == WORKER_RESET:
                 self.reset()
                 return send_json(sock, 200, {"reset": True})
         elif method == "GET":
@@ -254,6 +322,11 @@ class MockServer:
             if path == "/api/tags":
                 return send_json(sock, 200, {"models": [self._ollama_model()]})
             if path == "/mock/stats":
+                try:
+                    return send_json(sock, 200, self.all_snapshot())
+                except OSError as exc:
+                    return send_json(sock, 500, {"error": {"message": f"not every worker answered: {exc}"}})
+            if path == WORKER_STATS:
                 return send_json(sock, 200, self.snapshot())
         return send_json(sock, 404, {"error": {"message": f"no route {method} {path}"}})
 
