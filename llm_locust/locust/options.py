@@ -18,6 +18,7 @@ from llm_locust.errors import ConfigError
 from llm_locust.flavors import API_CHOICES, AUTO
 from llm_locust.locust.keys import KeyBinding, key_of
 from llm_locust.locust.workload_options import WorkloadConfig, add_workload_arguments, workload_from_options
+from llm_locust.metrics.slo import Objective, parse_goodput, parse_objectives
 
 DEFAULT_FAIL_BACKOFF_S = 0.1
 #: The longest --fail-backoff wait, as a multiple of it (consecutive failures double the wait).
@@ -138,6 +139,32 @@ def add_arguments(parser: Any) -> None:
         help="tiktoken encoding name or path to a tokenizer.json, for counts the server does not give",
     )
     add_workload_arguments(opt)
+    # For CI gates: not in the web UI's form (a list, and a headless run's business).
+    parser.add_argument(
+        "--slo",
+        action="append",
+        default=[],
+        env_var="LOCUST_SLO",
+        include_in_web_ui=False,
+        help="An objective, repeatable: ttft_p95<=500ms, error_rate<=1%%, output_throughput>=2000, ... "
+        "A missed one makes the process exit with code 3",
+    )
+    parser.add_argument(
+        "--slo-per-level",
+        action="store_true",
+        default=False,
+        env_var="LOCUST_SLO_PER_LEVEL",
+        include_in_web_ui=False,
+        help="Also judge each ladder level, and report the highest level that met every --slo",
+    )
+    parser.add_argument(
+        "--goodput",
+        nargs="+",
+        default=[],
+        env_var="LOCUST_GOODPUT",
+        include_in_web_ui=False,
+        help="vLLM's goodput bounds, e.g. ttft:500 tpot:40 e2el:10000 (ms): good requests per second",
+    )
 
 
 @dataclass(frozen=True)
@@ -162,6 +189,10 @@ class RunConfig:
     llm_html: str
     tokenizer: str
     workload: WorkloadConfig
+    objectives: tuple[Objective, ...] = ()
+    slo_per_level: bool = False
+    #: --goodput's bounds, ms by record accessor (ttft_ms, tpot_ms, e2e_ms)
+    goodput: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -193,6 +224,8 @@ class RunConfig:
             "tokenizer": self.tokenizer,
             "api_key_set": bool(self.api_key),
             **self.workload.public(),
+            "slo": [o.text for o in self.objectives],
+            "goodput_ms": dict(self.goodput),
         }
 
 
@@ -293,4 +326,14 @@ def config_from_options(options: Any, host: str | None, binding: KeyBinding | No
         llm_html=options.llm_html,
         tokenizer=options.tokenizer or "cl100k_base",
         workload=workload_from_options(options, prompt, options.system_prompt),
+        objectives=parse_objectives(_texts(getattr(options, "slo", None))),
+        slo_per_level=bool(getattr(options, "slo_per_level", False)),
+        goodput=parse_goodput(_texts(getattr(options, "goodput", None))),
     )
+
+
+def _texts(value: Any) -> list[str]:
+    """A list option as given: argparse's list, or one string (an env var, a form)."""
+    if not value:
+        return []
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]

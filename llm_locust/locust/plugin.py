@@ -25,6 +25,8 @@ from llm_locust.locust.distributed import lost_workers
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
 from llm_locust.locust.options import add_arguments, config_from_options
 from llm_locust.locust.state import LLMState, state_of
+from llm_locust.metrics.slo import EXIT_SLO_MISSED
+from llm_locust.reports import slo as slo_report
 from llm_locust.reports import summary as report
 from llm_locust.wire import reactor
 
@@ -94,6 +96,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     distributed.listen(environment, state)
     if not isinstance(runner, WorkerRunner):
         ev.test_stop.add_listener(lambda environment, **kw: _mark_end(state))
+        ev.quitting.add_listener(lambda environment, **kw: _judge(state))
         ev.quit.add_listener(lambda exit_code, **kw: _on_quit(state))
 
 
@@ -209,13 +212,36 @@ def set_level(environment: Any, label: str) -> None:
 
 
 # -- end of run -------------------------------------------------------------------------------
+def _results(state: LLMState) -> dict[str, Any]:
+    """The run's results as they stand, with the verdicts of its --slo objectives."""
+    config = state.require_config()
+    results = report.results(state.aggregate, _metadata(state), state.timeseries.to_json())
+    results["client"] = state.health.results(local=not isinstance(state.environment.runner, MasterRunner))
+    slo_report.attach(results, config.objectives, config.slo_per_level)
+    return results
+
+
+def _judge(state: LLMState) -> None:
+    """Before Locust decides its exit code: a missed objective makes it EXIT_SLO_MISSED (unless the run
+    already ended on an error of its own). After a headless run's end the numbers are final: the
+    workers' last reports came in when the test stopped."""
+    if state.config is None or not state.config.objectives:
+        return
+    env = state.environment
+    if state.ended_at_wall_s is None:
+        state.ended_at_wall_s = time.time()
+    if env.process_exit_code is not None:
+        return
+    if not _results(state)["slo"]["passed"]:
+        env.process_exit_code = EXIT_SLO_MISSED
+
+
 def _on_quit(state: LLMState) -> None:
     if state.config is None:
         return
     if state.ended_at_wall_s is None:
         state.ended_at_wall_s = time.time()
-    results = report.results(state.aggregate, _metadata(state), state.timeseries.to_json())
-    results["client"] = state.health.results(local=not isinstance(state.environment.runner, MasterRunner))
+    results = _results(state)
     print(report.format_summary(results), flush=True)
     config = state.config
     try:

@@ -101,6 +101,7 @@ class LLMState:
             config, detected_by = config.with_api("openai-chat", config.model), "default"
         chosen = flavor(config.api)
         self.config = config
+        self.aggregate.goodput_bounds = config.goodput
         self.flavor = chosen
         self.api_detected_by = detected_by
         self.request_options = RequestOptions(

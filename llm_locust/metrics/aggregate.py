@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from llm_locust.metrics import catalog
 from llm_locust.metrics.catalog import Metric
 from llm_locust.metrics.histogram import Histogram
 from llm_locust.metrics.records import CANCELLED, OK, RequestRecord
+from llm_locust.metrics.slo import is_good
 
 _COUNTERS: tuple[str, ...] = (
     "completed",
@@ -77,6 +79,8 @@ class Aggregate:
         self._with_levels = with_levels
         self.levels: dict[str, Aggregate] = {}
         self.turns: dict[int, Aggregate] = {}
+        #: --goodput's bounds (ms by record accessor): each finished request is judged good or not
+        self.goodput_bounds: Mapping[str, float] = {}
 
     # -- recording -------------------------------------------------------------------------
     def record(self, rec: RequestRecord, level: str | None = None) -> None:
@@ -90,6 +94,7 @@ class Aggregate:
             sub = self.levels.get(level)
             if sub is None:
                 sub = self.levels[level] = Aggregate(catalog.LEVEL, with_levels=False)
+                sub.goodput_bounds = self.goodput_bounds
             sub.record(rec)
         turn = self.turns.get(rec.turn)
         if turn is None:
@@ -102,6 +107,10 @@ class Aggregate:
         self.first_sent_wall_s = min(self.first_sent_wall_s, sent)
         self.last_end_wall_s = max(self.last_end_wall_s, ended)
         self.busy_s += rec.ended_at_s - rec.sent_at_s
+        if self.goodput_bounds:
+            self.counts["goodput_judged"] += 1
+            if is_good(rec, self.goodput_bounds):
+                self.counts["good"] += 1
         if rec.outcome != OK:
             self.failures[rec.outcome] += 1
             return

@@ -26,6 +26,7 @@ from llm_locust.metrics.catalog import (
 )
 from llm_locust.metrics.histogram import Histogram, finite
 from llm_locust.metrics.records import FAILURE_CATEGORIES
+from llm_locust.reports import slo as slo_report
 from llm_locust.reports import workload
 
 
@@ -93,6 +94,7 @@ def results(
         "mean_abs_diff_tokens": c["usage_abs_diff"] / compared if compared else 0.0,
     }
     res.update(workload.check_results(agg))
+    res.update(goodput_keys(agg))
     levels = sorted(agg.levels.items(), key=_level_key)
     res["levels"] = [_level_row(label, sub) for label, sub in levels if not sub.empty]
     res["turns"] = workload.turn_rows(agg)
@@ -100,6 +102,17 @@ def results(
     res["timeseries"] = timeseries or []
     res["metadata"] = metadata
     return res
+
+
+def goodput_keys(agg: Aggregate) -> dict[str, Any]:
+    """vLLM's ``request_goodput`` (good requests / duration) and the share of finished requests that
+    were good, where --goodput was given."""
+    judged = agg.counts["goodput_judged"]
+    if not judged:
+        return {}
+    d = agg.duration_s
+    good = agg.counts["good"]
+    return {"good_requests": good, "request_goodput": good / d if d else 0.0, "goodput_share": good / judged}
 
 
 def _level_key(item: tuple[str, Aggregate]) -> tuple[float, str]:
@@ -125,6 +138,7 @@ def _level_row(label: str, agg: Aggregate) -> dict[str, Any]:
     row["total_output_tokens"] = out_tokens
     row["output_throughput"] = out_tokens / d if d else 0.0
     row.update(workload.cache_keys(agg.counts))
+    row.update(goodput_keys(agg))
     row["few_sample_percentiles"] = workload.few_sample_keys(
         agg, LEVEL, (s for m in LEVEL for s in m.level_stats)
     )
@@ -188,6 +202,7 @@ def format_summary(res: dict[str, Any]) -> str:
     if workload.several_turns(res.get("turns")):
         lines += ["", workload.format_turns(res["turns"])]
     lines += workload.legend_lines(res)
+    lines += slo_report.lines(res)
     lines.append("=" * 72)
     return "\n".join(lines)
 
