@@ -114,6 +114,10 @@ def table_rows(state: LLMState) -> list[Row]:
         rows.append(Row("Failed requests", "", value=0))
     if agg.counts["cancelled"]:
         rows.append(Row("Cancelled (cut by a stop)", "", value=agg.counts["cancelled"]))
+    judged = agg.counts["goodput_judged"]
+    if judged:  # --goodput: the good requests so far, and their share of the finished ones
+        rows.append(Row("Good requests (--goodput)", "", value=agg.counts["good"]))
+        rows.append(Row("Goodput share", "%", value=round(100 * agg.counts["good"] / judged, 1)))
     rows += [Row(f"Note: {note}", "") for note in state.notes]
     return rows
 

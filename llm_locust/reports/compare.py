@@ -104,7 +104,17 @@ def measures(runs: Sequence[Run]) -> tuple[Measure, ...]:
     rows = [
         Measure(m.stat_label(k), m.key(k), m.better, group=m.name) for m in metrics for k in m.compare_stats
     ]
-    return (*RUN_MEASURES, *rows, *turn_measures(runs))
+    return (*RUN_MEASURES, *goodput_measures(runs), *rows, *turn_measures(runs))
+
+
+def goodput_measures(runs: Sequence[Run]) -> tuple[Measure, ...]:
+    """Goodput rows, where some run was given --goodput bounds (compare runs with the same bounds)."""
+    if not any(r.number("request_goodput") is not None for r in runs):
+        return ()
+    return (
+        Measure("Goodput (good req/s)", "request_goodput", "higher", group="throughput"),
+        Measure("Goodput share", "goodput_share", "higher", digits=3, group="throughput"),
+    )
 
 
 def turn_measures(runs: Sequence[Run]) -> tuple[Measure, ...]:

@@ -26,7 +26,27 @@ def checks_html(res: Mapping[str, Any]) -> str:
     warning = short_warning(res)
     if warning is not None:
         items.append(f'<li class="bad short-outputs"><strong>Warning</strong>: {e(warning)}</li>')
+    items += slo_items(res)
     return f'<ul class="checks">{"".join(items)}</ul>' if items else ""
+
+
+def slo_items(res: Mapping[str, Any]) -> list[str]:
+    """Goodput and each --slo objective's verdict (a missed one in red), as list items."""
+    items = []
+    if "request_goodput" in res:
+        items.append(f"<li>Goodput: {res['request_goodput']:.2f} good req/s, {res['goodput_share']:.1%} of "
+                     "finished requests met every --goodput bound</li>")  # fmt: skip
+    slo = res.get("slo") or {}
+    for o in slo.get("objectives", []):
+        measured = "no data" if o["measured"] is None else f"{o['measured']:,.4g}"
+        verdict, css = ("PASS", "slo") if o["passed"] else ("FAIL", "bad slo")
+        items.append(f'<li class="{css}"><strong>{verdict}</strong> {e(o["objective"])}: {e(measured)}</li>')
+    if "capacity" in slo:
+        cap = slo["capacity"]
+        items.append(
+            f"<li>Highest level meeting every objective: {e(cap + ' users' if cap else 'none')}</li>"
+        )
+    return items
 
 
 #: Per-turn columns after turn, OK and failed: (heading, key in the turn row).

@@ -106,3 +106,34 @@ def test_per_level_verdicts_give_the_highest_level_that_met_every_objective() ->
     assert res["slo"]["capacity"] == "8"  # "ramp" is not a number of users
     text = "\n".join(slo_report.lines(res))
     assert "highest level meeting every objective: 8 users" in text
+
+
+def test_goodput_and_verdicts_in_the_web_tab_the_html_report_and_compare(tmp_path) -> None:
+    import orjson
+
+    from llm_locust.locust import webui
+    from llm_locust.locust.state import LLMState
+    from llm_locust.reports import compare, html_workload
+
+    agg = _aggregate([100.0] * 3 + [900.0], {"ttft_ms": 500.0})
+    state = LLMState(None)
+    state.aggregate = agg
+    rows = {r.label: r.value for r in webui.table_rows(state)}
+    assert rows["Good requests (--goodput)"] == 3 and rows["Goodput share (%)"] == 75.0
+    assert "Good requests (--goodput)" not in {r.label for r in webui.table_rows(LLMState(None))}
+
+    res = results(agg, {})
+    slo_report.attach(res, [parse_objective("ttft_p99<=500ms"), parse_objective("goodput_share>=50%")], False)
+    page = html_workload.checks_html(res)
+    assert "Goodput: " in page and "75.0% of finished requests" in page
+    assert '<li class="bad slo"><strong>FAIL</strong> ttft_p99&lt;=500ms' in page
+    assert '<li class="slo"><strong>PASS</strong> goodput_share&gt;=50%' in page
+
+    path = tmp_path / "a.json"
+    path.write_bytes(orjson.dumps(res))
+    runs = compare.load_runs([str(path), str(path)])
+    labels = [m.label for m in compare.measures(runs)]
+    assert "Goodput (good req/s)" in labels and "Goodput share" in labels
+    plain = tmp_path / "b.json"
+    plain.write_bytes(orjson.dumps(results(_aggregate([100.0], {}), {})))
+    assert "Goodput share" not in [m.label for m in compare.measures(compare.load_runs([str(plain)] * 2))]
