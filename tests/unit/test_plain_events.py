@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+from test_plain_chunk import _mutated  # the same mutations as chat's scanner gets
 
 from llm_locust._native import speedups
 from llm_locust.flavors import (
@@ -224,20 +225,6 @@ def _dumped(obj: Any, rng: random.Random) -> bytes:
     rng.shuffle(items)
     sep = rng.choice([(",", ":"), (", ", ": "), (" ,\t", " :  ")])
     return json.dumps(dict(items), ensure_ascii=rng.random() < 0.5, separators=sep).encode()
-
-
-def _mutated(rng: random.Random, data: bytes) -> bytes:
-    b = bytearray(data)
-    for _ in range(rng.randint(1, 3)):
-        i = rng.randrange(len(b) + 1)
-        op = rng.random()
-        if op < 0.4 and i < len(b):
-            del b[i]
-        elif op < 0.7:
-            b.insert(i, rng.choice(b'{}[]":,\\ue0-1.9tfnl\t \x00\xc3\xa9\xff'))
-        elif i < len(b):
-            b[i] = rng.randrange(256)
-    return bytes(b).replace(b"\n", b" ").replace(b"\r", b" ")
 
 
 @pytest.mark.parametrize("api", list(PLAIN))
