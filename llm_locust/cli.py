@@ -112,6 +112,16 @@ def _parser() -> argparse.ArgumentParser:
         help="Count each request's last user message (by the first 16 hex digits of its SHA-256) in "
         "/mock/stats served.prompts, for exactly-once tests (memory grows with distinct prompts)",
     )
+    m.add_argument(
+        "--record-arrivals",
+        action="store_true",
+        help="Keep when each generation request reached the socket and when its answer ended (its "
+        "last write began, or the connection was cut off), for "
+        "/mock/stats served.arrivals_s (every arrival, sorted, on the perf_counter/CLOCK_MONOTONIC "
+        "clock) and served.peak_in_flight (the most requests in flight at once), over all --workers, "
+        "to check a client's arrival process and concurrency cap (the last 1,000,000 requests per "
+        "process)",
+    )
     m.add_argument("--seed", type=int, default=None, help="Random seed for faults and jitter")
     m.add_argument(
         "--workers",
@@ -284,6 +294,7 @@ def _mock(args: Any, argv: Sequence[str]) -> int:
         reasoning_tokens=args.reasoning_tokens,
         prefix_cache_block=args.prefix_cache_block,
         record_prompts=args.record_prompts,
+        record_arrivals=args.record_arrivals,
     )
     if worker is not None:  # its sockets are bound by the parent, which announces the port
         server.start(args.host, args.port, tls, listener=socket.socket(fileno=worker.listen_fd))

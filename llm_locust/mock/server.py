@@ -19,7 +19,15 @@ A prefix cache (:mod:`llm_locust.mock.cache`, ``--prefix-cache-block``) reports 
 earlier request already sent, in each API's cached-tokens field, and ``cached_prompt_tokens`` in
 ``/mock/stats``. With ``--record-prompts``, ``/mock/stats`` ``served`` also has ``prompts``: the digest
 (:func:`llm_locust.mock.prompts.digest`) of each request's last user message -> how many requests
-carried it, so a test can tell that every prompt was sent exactly once.
+carried it, so a test can tell that every prompt was sent exactly once. With ``--record-arrivals``
+(:mod:`llm_locust.mock.arrivals`), ``served`` also has ``arrivals_s``: the sorted instants at which
+every generation request (any flavor's route, not ``/health`` or the others) reached the socket, on
+``time.perf_counter``'s clock (CLOCK_MONOTONIC on Linux, comparable with a client's on the same host),
+and ``peak_in_flight``: the most of them in flight at once, each from its arrival until the mock
+began writing its answer's last bytes (or the connection failed or was cut off; see
+:class:`~llm_locust.mock.arrivals.StampedSocket`); one still in flight counts until the snapshot.
+Both are over all ``--workers``; each process keeps its last 1,000,000 requests (the oldest are
+dropped), and ``/mock/reset`` forgets them.
 
 As one of ``--workers N`` processes (:meth:`MockServer.join_workers`, :mod:`llm_locust.mock.workers`)
 ``/mock/stats`` is the sum over all workers, with each worker's ``served`` in ``workers``, and
@@ -36,12 +44,13 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import gevent.ssl
 from gevent.server import StreamServer
 
 from llm_locust.mock.answers import answer
+from llm_locust.mock.arrivals import INTERVALS, ArrivalLog, StampedSocket, publish
 from llm_locust.mock.cache import PrefixCache
 from llm_locust.mock.engine import Engine
 from llm_locust.mock.faults import FAULT_HELP, FAULT_OUTCOMES, FAULTS
@@ -65,7 +74,9 @@ class MockServer:
     every answer are reasoning text (in each API's reasoning field; completions sends them as text);
     ``faults``: kind -> probability of injecting it into a request; ``stall_s``: how long ``stall``
     and ``slow_headers`` stay silent; ``prefix_cache_block``: the prefix cache's block, in tokens (0:
-    no cache); ``record_prompts``: count each request's last user message in ``prompts``."""
+    no cache); ``record_prompts``: count each request's last user message in ``prompts``;
+    ``record_arrivals``: keep when each generation request arrived and ended, for ``arrivals_s`` and
+    ``peak_in_flight``."""
 
     def __init__(
         self,
@@ -78,6 +89,7 @@ class MockServer:
         reasoning_tokens: int = 0,
         prefix_cache_block: int = 16,
         record_prompts: bool = False,
+        record_arrivals: bool = False,
     ) -> None:
         if reasoning_tokens < 0:
             raise ValueError(f"--reasoning-tokens must be >= 0, not {reasoning_tokens}")
@@ -98,6 +110,8 @@ class MockServer:
         self._known: dict[tuple[str, str], tuple[int, list[int]]] = {}
         #: digest of the last user message -> requests that carried it (None: not recorded)
         self.received: Counter[str] | None = Counter() if record_prompts else None
+        #: (arrived_s, ended_s) of each generation request (None: not recorded)
+        self.arrivals: ArrivalLog | None = ArrivalLog() if record_arrivals else None
         self._rng = random.Random(seed)
         self._server: StreamServer | None = None
         self._side: StreamServer | None = None
@@ -163,10 +177,14 @@ class MockServer:
         counters, for that flavor's routes only), and the engine's ``running`` and ``waiting``.
         Counters are absent while 0; ``cached_prompt_tokens`` are those of ``prompt_tokens`` that the
         prefix cache had. With ``--record-prompts``, ``served`` also has ``prompts`` (totals only):
-        the :func:`digest` of each request's last user message -> how many requests carried it."""
+        the :func:`digest` of each request's last user message -> how many requests carried it.
+        With ``--record-arrivals``, ``served`` also has this worker's raw intervals
+        (:data:`~llm_locust.mock.arrivals.INTERVALS`), which :meth:`all_snapshot` publishes."""
         served: dict[str, Any] = dict(self.stats)
         if self.received is not None:
             served["prompts"] = dict(self.received)
+        if self.arrivals is not None:
+            served[INTERVALS] = self.arrivals.snapshot(time.perf_counter())
         return {
             "served": served,
             "served_by_flavor": {name: dict(c) for name, c in self.stats_by_flavor.items()},
@@ -176,16 +194,20 @@ class MockServer:
 
     def all_snapshot(self) -> dict[str, Any]:
         """``/mock/stats``: :meth:`snapshot`, summed over every worker with ``--workers``, and then
-        ``workers``: each worker's ``served`` (without ``prompts``), by index. OSError when a worker
-        does not answer."""
+        ``workers``: each worker's ``served`` (without ``prompts`` and arrivals), by index. With
+        ``--record-arrivals``, ``served`` has ``arrivals_s`` and ``peak_in_flight`` over all workers
+        (:func:`~llm_locust.mock.arrivals.publish`). OSError when a worker does not answer."""
         if not self._side_ports:
-            return self.snapshot()
-        snaps = [
-            self.snapshot() if i == self._index else ask(port, "GET", WORKER_STATS)
-            for i, port in enumerate(self._side_ports)
-        ]
-        total = merge(snaps)
-        total["workers"] = [{k: v for k, v in s["served"].items() if k != "prompts"} for s in snaps]
+            total = self.snapshot()
+        else:
+            snaps = [
+                self.snapshot() if i == self._index else ask(port, "GET", WORKER_STATS)
+                for i, port in enumerate(self._side_ports)
+            ]
+            total = merge(snaps)
+            own = ("prompts", INTERVALS)
+            total["workers"] = [{k: v for k, v in s["served"].items() if k not in own} for s in snaps]
+        publish(total["served"])
         return total
 
     def reset_all(self) -> None:
@@ -197,12 +219,14 @@ class MockServer:
                 ask(port, "POST", WORKER_RESET)
 
     def reset(self) -> None:
-        """Forget what was served, the prompts recorded and the prefix cache."""
+        """Forget what was served, the prompts and arrivals recorded and the prefix cache."""
         self.stats.clear()
         for c in self.stats_by_flavor.values():
             c.clear()
         if self.received is not None:
             self.received.clear()
+        if self.arrivals is not None:
+            self.arrivals.clear()
         if self.prefix_cache is not None:
             self.prefix_cache.clear()
 
@@ -303,7 +327,17 @@ class MockServer:
         if method == "POST":
             flavor = ROUTES.get(path)
             if flavor is not None:
-                return answer(self, sock, flavor, body, headers, arrived_s)
+                log = self.arrivals
+                if log is None:
+                    return answer(self, sock, flavor, body, headers, arrived_s)
+                token = log.start(arrived_s)
+                out = StampedSocket(sock)
+                keep = False
+                try:  # every admitted request ends: answered, failed or the client gone
+                    keep = answer(self, cast(socket.socket, out), flavor, body, headers, arrived_s)
+                    return keep
+                finally:  # answered whole: when its last write began; else when it was cut off
+                    log.end(token, out.wrote_s if keep and out.wrote_s else out.closed_s or None)
             if path == "/mock/reset":
                 try:
                     self.reset_all()

@@ -10,8 +10,9 @@ when one of them exits.
 
 A worker that receives ``/mock/stats`` asks every other one for its own counters on its side port
 (``GET /mock/worker/stats``) and answers their sum (:func:`merge`): exact, because every counter is
-an integer kept by exactly one process. ``POST /mock/reset`` resets every worker the same way
-(``POST /mock/worker/reset``).
+an integer kept by exactly one process. With ``--record-arrivals`` each worker also sends its
+(arrived_s, ended_s) intervals: they are joined, and the peak in flight is computed over all of them.
+``POST /mock/reset`` resets every worker the same way (``POST /mock/worker/reset``).
 
 A worker's stdin is a pipe from the parent that the parent never writes to: when the parent dies,
 even by SIGKILL, the pipe reads end-of-file and the worker stops (:func:`exit_with_parent`).
@@ -37,6 +38,8 @@ from types import FrameType
 from typing import Any
 
 import orjson
+
+from llm_locust.mock.arrivals import INTERVALS
 
 __all__ = [
     "WORKER_RESET",
@@ -87,9 +90,11 @@ class WorkerSpec:
 # -- in a worker (gevent) ---------------------------------------------------------------------------
 def merge(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The sum of workers' ``/mock/stats`` snapshots: every counter of ``served`` (and its
-    ``prompts``), of each flavor's ``served_by_flavor``, and ``running`` and ``waiting``."""
+    ``prompts``), of each flavor's ``served_by_flavor``, and ``running`` and ``waiting``; the
+    workers' arrival intervals (:data:`~llm_locust.mock.arrivals.INTERVALS`) joined."""
     served: Counter[str] = Counter()
     prompts: Counter[str] | None = None
+    intervals: list[Any] | None = None
     by_flavor: dict[str, Counter[str]] = {}
     running = waiting = 0
     for snap in snapshots:
@@ -97,6 +102,9 @@ def merge(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             if key == "prompts":
                 prompts = prompts if prompts is not None else Counter()
                 prompts.update(value)
+            elif key == INTERVALS:
+                intervals = intervals if intervals is not None else []
+                intervals.extend(value)
             else:
                 served[key] += value
         for name, counts in snap["served_by_flavor"].items():
@@ -106,6 +114,8 @@ def merge(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = dict(served)
     if prompts is not None:
         total["prompts"] = dict(prompts)
+    if intervals is not None:
+        total[INTERVALS] = intervals
     return {
         "served": total,
         "served_by_flavor": {name: dict(c) for name, c in by_flavor.items()},
