@@ -337,6 +337,47 @@ SERVER_TPOT = Metric(
     compare_stats=LATENCY_STATS,
 )
 
+# -- open loop: the schedule, and latencies from it (coordinated omission shown, not hidden) -------
+SCHEDULE_LAG = Metric(
+    name="schedule_lag",
+    stem="schedule_lag",
+    label="Schedule lag",
+    unit="ms",
+    definition="open loop: send − scheduled arrival (the client held a due request)",
+    better="lower",
+    accessor="schedule_lag_ms",
+    optional=True,
+    views=frozenset({*_TABLES, View.LEVEL, View.WINDOW, View.BINS}),
+    title="Schedule lag (send − scheduled)",
+    level_stats=("median", "p99"),
+    window=((99.0, "schedule_lag_p99_ms"),),
+    compare_stats=LATENCY_STATS,
+)
+TTFT_FROM_SCHEDULE = Metric(
+    name="ttft_from_schedule",
+    stem="ttft_from_schedule",
+    label="TTFT from schedule",
+    unit="ms",
+    definition="open loop: first text event − scheduled arrival (TTFT + schedule lag)",
+    better="lower",
+    accessor="ttft_from_schedule_ms",
+    optional=True,
+    views=frozenset(_TABLES),
+    compare_stats=LATENCY_STATS,
+)
+E2EL_FROM_SCHEDULE = Metric(
+    name="e2el_from_schedule",
+    stem="e2el_from_schedule",
+    label="E2E from schedule",
+    unit="ms",
+    definition="open loop: last text event − scheduled arrival (E2E + schedule lag)",
+    better="lower",
+    accessor="e2e_from_schedule_ms",
+    optional=True,
+    views=frozenset(_TABLES),
+    compare_stats=LATENCY_STATS,
+)
+
 #: Every metric, in the summary's order: what a run's aggregate records.
 CATALOG: tuple[Metric, ...] = (
     TTFT,
@@ -351,6 +392,9 @@ CATALOG: tuple[Metric, ...] = (
     SERVER_DECODE_TOKENS_PER_S,
     CLIENT_TTFT_SHARE,
     SERVER_TPOT,
+    SCHEDULE_LAG,
+    TTFT_FROM_SCHEDULE,
+    E2EL_FROM_SCHEDULE,
 )
 BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOG}
 

@@ -113,6 +113,9 @@ class RequestRecord:
     expected_input_tokens: int | None = None
     #: output tokens the request asked for (its max-tokens field), if it asked
     requested_output_tokens: int | None = None
+    #: open loop: the instant (perf_counter s) the arrival schedule had this request due; None in a
+    #: closed loop, where a request is due when its user is free
+    scheduled_at_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -122,6 +125,26 @@ class RequestRecord:
     def elapsed_ms(self) -> float:
         """Send to end of the request, whatever ended it."""
         return (self.ended_at_s - self.sent_at_s) * 1000.0
+
+    @property
+    def schedule_lag_ms(self) -> float | None:
+        """Open loop: send − scheduled, the time the client kept a due request (a free connection or
+        concurrency slot, a busy event loop); None in a closed loop."""
+        if self.scheduled_at_s is None:
+            return None
+        return max(self.sent_at_s - self.scheduled_at_s, 0.0) * 1000.0
+
+    @property
+    def ttft_from_schedule_ms(self) -> float | None:
+        """Open loop: TTFT counted from the scheduled instant (what the arrival waited in all)."""
+        lag = self.schedule_lag_ms
+        return None if lag is None or self.ttft_ms is None else lag + self.ttft_ms
+
+    @property
+    def e2e_from_schedule_ms(self) -> float | None:
+        """Open loop: E2E latency counted from the scheduled instant."""
+        lag = self.schedule_lag_ms
+        return None if lag is None or self.e2e_ms is None else lag + self.e2e_ms
 
     @property
     def tpot_ms(self) -> float | None:

@@ -48,6 +48,11 @@ class Point:
     completed: int  # cumulative
     failed: int  # cumulative
     level: str | None
+    #: open loop: the p99 of send − scheduled over the window, and the rate the schedule asks for
+    schedule_lag_p99_ms: float | None = None
+    target_rate_per_s: float | None = None
+    #: within --warmup: shown here, left out of every statistic
+    warmup: bool = False
 
 
 class TimeSeries:
@@ -88,7 +93,15 @@ class TimeSeries:
         self._failed = 0
 
     def sample(
-        self, now_s: float, users: int, in_flight: int, level: str | None = None, *, last: bool = False
+        self,
+        now_s: float,
+        users: int,
+        in_flight: int,
+        level: str | None = None,
+        *,
+        last: bool = False,
+        target_rate_per_s: float | None = None,
+        warmup: bool = False,
     ) -> Point:
         """Close the current bucket at ``now_s`` (Unix time) and return the window's point, kept in
         :attr:`points` (thinned beyond :data:`MAX_POINTS`; the ``last`` point of a test always)."""
@@ -116,6 +129,8 @@ class TimeSeries:
             "completed": self._completed,
             "failed": self._failed,
             "level": level,
+            "target_rate_per_s": target_rate_per_s,
+            "warmup": warmup,
         }
         for metric in WINDOW:
             got = window.hist[metric.name].percentiles([p for p, _field in metric.window])

@@ -1,5 +1,5 @@
 """The metric catalog: every metric shows in each view it claims and in no other, the server's own
-timings only when it reported them, and their histograms merge exactly like ours."""
+timings only when it reported them (and the open loop's only in an open-loop run), and their histograms merge exactly like ours."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ class Clock:
 
 
 def record(rng: random.Random, start_s: float, server: bool, tokens: int = 12) -> RequestRecord:
-    """A streamed request timed on a fake clock; with ``server``, the server's own timings too."""
+    """A streamed request timed on a fake clock; with ``server``, every optional metric's source
+    too: the server's own timings and an open-loop schedule (the request sent after its due time)."""
     clock = Clock(start_s)
     timer = RequestTimer(clock)
     timer.headers(start_s + 0.002)
@@ -57,7 +58,7 @@ def record(rng: random.Random, start_s: float, server: bool, tokens: int = 12) -
     timings = ServerTimings(
         prefill_ms=ttft_ms * rng.uniform(0.5, 0.9), decode_ms=(tokens - 1) * 9.0, decode_tokens=tokens - 1
     )
-    return dataclasses.replace(rec, server=timings)
+    return dataclasses.replace(rec, server=timings, scheduled_at_s=start_s - rng.uniform(0.0, 0.003))
 
 
 def aggregate(server: bool, n: int = 30, seed: int = 1, levels: tuple[str, ...] = ("1", "4")) -> Aggregate:
@@ -137,7 +138,7 @@ def test_window_fields_are_the_points_latency_fields() -> None:
     fields = {f.name for f in dataclasses.fields(Point)}
     window = {name for m in shown_in(View.WINDOW) for _p, name in m.window}
     fixed = {"time_s", "users", "in_flight", "requests_per_s", "failures_per_s", "output_tokens_per_s"}
-    assert fields == window | fixed | {"completed", "failed", "level"}
+    assert fields == window | fixed | {"completed", "failed", "level", "target_rate_per_s", "warmup"}
 
 
 # -- every view shows what the catalog says, and nothing else --------------------------------
@@ -207,17 +208,25 @@ def test_server_timings_fill_their_rows() -> None:
     res = results(server=True)
     text = summary.format_summary(res)
     rows = summary_table(text)
-    assert rows[-4:] == [
+    assert rows[-7:] == [
         "Server prefill (ms)",
         "Server decode tok/s (tok/s)",
         "TTFT − server prefill (ms)",
         "Server time per token (ms)",
+        "Schedule lag (ms)",
+        "TTFT from schedule (ms)",
+        "E2E from schedule (ms)",
     ]
     assert res["count_server_prefill"] == res["count_ttft"] == 30
     assert res["mean_server_decode_tokens_per_s"] == pytest.approx(1000 / 9.0, rel=1e-3)
     # TTFT minus prefill is what remains of our TTFT: between 10 % and 50 % of it here
     assert 0.1 * res["mean_ttft_ms"] < res["mean_client_ttft_share_ms"] < 0.5 * res["mean_ttft_ms"]
     assert res["mean_server_tpot_ms"] == pytest.approx(9.0, abs=0.01)
+    # sent 0-3 ms after its due time: the lag, and TTFT / E2E counted from the due time
+    assert res["count_schedule_lag"] == 30 and 0 < res["mean_schedule_lag_ms"] < 3
+    lag = res["mean_schedule_lag_ms"]
+    assert res["mean_ttft_from_schedule_ms"] == pytest.approx(res["mean_ttft_ms"] + lag, rel=1e-3)
+    assert res["mean_e2el_from_schedule_ms"] == pytest.approx(res["mean_e2el_ms"] + lag, rel=1e-3)
     # the table widens to the longest label, every row alike
     lengths = {len(ln) for ln in text.splitlines()[-100:] if ln[:-70].strip() in rows}
     assert len(lengths) == 1
