@@ -17,6 +17,7 @@ import orjson
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import API_CHOICES, AUTO
 from llm_locust.locust.keys import KeyBinding, key_of
+from llm_locust.locust.load_options import LoadConfig, add_load_arguments, load_from_options
 from llm_locust.locust.workload_options import WorkloadConfig, add_workload_arguments, workload_from_options
 from llm_locust.metrics.slo import Objective, parse_goodput, parse_objectives
 
@@ -139,6 +140,7 @@ def add_arguments(parser: Any) -> None:
         help="tiktoken encoding name or path to a tokenizer.json, for counts the server does not give",
     )
     add_workload_arguments(opt)
+    add_load_arguments(opt)
     # For CI gates: not in the web UI's form (a list, and a headless run's business).
     parser.add_argument(
         "--slo",
@@ -193,6 +195,8 @@ class RunConfig:
     slo_per_level: bool = False
     #: --goodput's bounds, ms by record accessor (ttft_ms, tpot_ms, e2e_ms)
     goodput: Mapping[str, float] = field(default_factory=dict)
+    #: closed loop (Locust's users) or open-loop arrivals
+    load: LoadConfig = field(default_factory=LoadConfig)
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -226,6 +230,7 @@ class RunConfig:
             **self.workload.public(),
             "slo": [o.text for o in self.objectives],
             "goodput_ms": dict(self.goodput),
+            **self.load.public(),
         }
 
 
@@ -329,6 +334,7 @@ def config_from_options(options: Any, host: str | None, binding: KeyBinding | No
         objectives=parse_objectives(_texts(getattr(options, "slo", None))),
         slo_per_level=bool(getattr(options, "slo_per_level", False)),
         goodput=parse_goodput(_texts(getattr(options, "goodput", None))),
+        load=load_from_options(options),
     )
 
 

@@ -7,6 +7,7 @@ per-environment state is :mod:`llm_locust.locust.state`; master/worker merging i
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -20,7 +21,7 @@ from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import AUTO
-from llm_locust.locust import distributed, progress, samples, webform, webui
+from llm_locust.locust import distributed, openloop, progress, samples, webform, webui
 from llm_locust.locust.distributed import lost_workers
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
 from llm_locust.locust.options import add_arguments, config_from_options
@@ -41,8 +42,24 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    _cache_locust_default_args()
     events.init_command_line_parser.add_listener(add_arguments)  # type: ignore[no-untyped-call]
     events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+
+
+def _cache_locust_default_args() -> None:
+    """A worker handling Locust's ``spawn`` message rebuilds and parses Locust's whole argument
+    parser once per option the master sent (``argument_parser.default_args_dict()`` inside a dict
+    comprehension): with our options, 200-370 ms of a blocked event loop on every spawn message
+    (measured with gevent's monitor thread), which holds every stream's reads and shows as late
+    tokens. Its result depends only on Locust's own options and this process's environment, and its
+    callers only read it: computed once per process."""
+    from locust import argument_parser
+
+    original = argument_parser.default_args_dict
+    if getattr(original, "cache_info", None) is not None:
+        return
+    argument_parser.default_args_dict = functools.lru_cache(maxsize=1)(original)
 
 
 # -- listeners --------------------------------------------------------------------------------
@@ -94,6 +111,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     ev.spawning_complete.add_listener(lambda user_count, **kw: _on_spawned(state, user_count))
 
     distributed.listen(environment, state)
+    openloop.listen(environment, state)
     if not isinstance(runner, WorkerRunner):
         ev.test_stop.add_listener(lambda environment, **kw: _mark_end(state))
         ev.quitting.add_listener(lambda environment, **kw: _judge(state))
@@ -124,6 +142,7 @@ def _dataset_of_user_classes(env: Any) -> None:
 
 def _on_test_start(state: LLMState) -> None:
     env = state.environment
+    openloop.reset(state)
     if not isinstance(env.runner, WorkerRunner) and env.parsed_options is not None:
         # the owner of the test decides where the key goes; the workers get its decision
         binding = state.key_binding or KeyBinding.at_startup(env.parsed_options.api_key, env.host)
@@ -159,6 +178,11 @@ def _on_test_start(state: LLMState) -> None:
         )
     except ConfigError as exc:
         state.samples = None
+        _fail(env, str(exc))
+        return
+    try:
+        openloop.start(state)
+    except ConfigError as exc:
         _fail(env, str(exc))
         return
     chosen = state.require_flavor()

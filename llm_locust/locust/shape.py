@@ -10,7 +10,7 @@ from typing import Any
 
 from locust import LoadTestShape, events
 
-from llm_locust.load.ladder import DEFAULT_LEVEL_DURATION_S, DEFAULT_LEVELS, Ladder
+from llm_locust.load.ladder import DEFAULT_LEVELS, Ladder
 from llm_locust.locust.plugin import set_level
 
 _ladder_installed = False
@@ -23,13 +23,7 @@ def _add_ladder_arguments(parser: Any) -> None:
         default=DEFAULT_LEVELS,
         help=f"Comma-separated numbers of users, one level each (default {DEFAULT_LEVELS})",
     )
-    parser.add_argument(
-        "--level-duration",
-        env_var="LOCUST_LEVEL_DURATION",
-        type=float,
-        default=DEFAULT_LEVEL_DURATION_S,
-        help=f"Seconds spent at each level (default {DEFAULT_LEVEL_DURATION_S:g})",
-    )
+    # --level-duration is llm-locust's own option (the rate ladder has levels too)
 
 
 def install_ladder() -> None:

@@ -74,6 +74,14 @@ class LLMState:
         self.samples: SampleStream | None = None  # this process's share of it
         self.progress: gevent.Greenlet | None = None
         self.sampler: gevent.Greenlet | None = None
+        self.started_at_perf_s: float | None = None  # this process's test start (closed-loop --warmup)
+        self.warmup_share = 0  # closed loop: this process's share of --warmup's requests
+        self.warmup_seen = 0
+        self.open_loop: Any = None  # llm_locust.locust.openloop.OpenLoop, in an open-loop test
+        self.rate_control: Any = None  # llm_locust.locust.openloop.RateControl, on the test's owner
+        self.workers_done: set[str] = set()  # the master: workers whose share was sent and answered
+        self.ended_by_budget = False
+        self.request_budget: int | None = None  # closed loop: this process's share of --max-requests
 
     # -- configuration ---------------------------------------------------------------------
     def require_config(self) -> RunConfig:
@@ -151,6 +159,18 @@ class LLMState:
             self._prompt_tokens[text] = n
         return n
 
+    def _closed_loop_warmup(self, rec: RequestRecord) -> bool:
+        """--warmup in a closed loop: sent within its seconds of the test start, or among this
+        process's share of its first requests."""
+        load = self.config.load if self.config is not None else None
+        if load is None or not (load.warmup_s or load.warmup_requests):
+            return False
+        if load.warmup_requests:
+            self.warmup_seen += 1
+            return self.warmup_seen <= self.warmup_share
+        started = self.started_at_perf_s
+        return started is not None and rec.sent_at_s < started + load.warmup_s
+
     def reset(self) -> None:
         """Locust's stats reset: our numbers start over too."""
         self.aggregate.reset()
@@ -164,13 +184,36 @@ class LLMState:
     def sample(self, last: bool = False) -> None:
         runner: Any = self.environment.runner
         users = runner.user_count if runner is not None else 0
-        self.timeseries.sample(time.time(), users, self.in_flight_total(), self.level, last=last)
+        control = self.rate_control
+        rate = control.rate_now() if control is not None else None
+        warmup = control.warmup_now() if control is not None else self._closed_loop_warmup_now()
+        in_flight = self.in_flight_total()
+        self.timeseries.sample(
+            time.time(), users, in_flight, self.level, last=last, target_rate_per_s=rate, warmup=warmup
+        )
+
+    def _closed_loop_warmup_now(self) -> bool:
+        load = self.config.load if self.config is not None else None
+        started = self.started_at_perf_s
+        if load is None or started is None:
+            return False
+        if load.warmup_requests:
+            return self.aggregate.counts["warmup_excluded"] < load.warmup_requests
+        return time.perf_counter() < started + load.warmup_s
 
     # -- recording ---------------------------------------------------------------------------
-    def record(self, rec: RequestRecord) -> None:
-        """Count one finished request exactly once: our aggregate, Locust's request row, metric rows."""
-        self.aggregate.record(rec, self.level)
+    def record(self, rec: RequestRecord, level: str | None = None, warmup: bool | None = None) -> None:
+        """Count one finished request exactly once: our aggregate, Locust's request row, metric rows.
+        ``level``: its level where the sender knows it (open loop: the rate its arrival was due at);
+        ``warmup``: whether it is within --warmup (None: decided here, for a closed loop). A warm-up
+        request goes into the time series only."""
         self.timeseries.record(rec)
+        if warmup is None:
+            warmup = self._closed_loop_warmup(rec)
+        if warmup:
+            self.aggregate.counts["warmup_excluded"] += 1
+            return
+        self.aggregate.record(rec, self.level if level is None else level)
         if rec.outcome == CANCELLED:
             return  # not a success, not a server failure: reported as 'cancelled' by our summary
         env = self.environment

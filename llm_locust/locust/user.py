@@ -54,6 +54,35 @@ class LLMUser(User):
         self._client: LLMClient | None = None
         self._failed_in_row = 0  # failed requests since the last success (for --fail-backoff)
         self._random: random.Random | None = None  # draws of --output-tokens where a turn has none
+        #: open loop: (due instant, level, warm-up) of the arrival this sender runs, until its first send
+        self._arrival: tuple[float, str, bool] | None = None
+        self._open_loop_sender = False
+        self._arrival_tags: tuple[str | None, bool | None] = (None, None)  # for its later turns
+
+        config = self._llm.config
+        if config is not None and config.load.open_loop:
+            # In an open-loop test the arrivals send (each as one task of a sender of this class, see
+            # llm_locust.locust.openloop); Locust's users only hold the test open.
+            self.tasks = [LLMUser._hold]
+
+    def _hold(self) -> None:
+        gevent.sleep(3600)
+
+    def run_arrival(self, due_perf_s: float, level: str, warmup: bool) -> None:
+        """Open loop: run one task of this user for an arrival due at ``due_perf_s`` (perf_counter);
+        its first request records that instant, its level and whether it is within --warmup."""
+        self._open_loop_sender = True
+        self._arrival = (due_perf_s, level, warmup)
+        self._arrival_tags = (level, warmup)
+        try:
+            tasks = type(self).tasks
+            task = tasks[0] if len(tasks) == 1 else random.choice(tasks)
+            if isinstance(task, type):
+                raise StopUser()  # a TaskSet: refused at the start of an open-loop test
+            task(self)  # type: ignore[operator]
+        finally:
+            self._arrival = None
+            self._arrival_tags = (None, None)
 
     def chat_completion(self) -> None:
         """The default task: the next conversation of the test's dataset (one request per turn), or
@@ -144,24 +173,49 @@ class LLMUser(User):
             health=state.health,
             record_cancelled=state.record,
         )
+        arrival, self._arrival = self._arrival, None
+        if arrival is None and not self._take_budget():
+            raise StopUser()  # --max-requests: this process sent its share
         state.in_flight += 1
         text = ""
+        level: str | None = None
+        warmup: bool | None = None
         try:
             rec, text = exchange.run()
             rec = dataclasses.replace(
                 rec, turn=turn, expected_input_tokens=expected_input, requested_output_tokens=max_tokens
             )
+            if arrival is not None:
+                rec = dataclasses.replace(rec, scheduled_at_s=arrival[0])
+                level, warmup = arrival[1], arrival[2]
+            elif self._open_loop_sender:
+                level, warmup = self._arrival_tags  # a later turn of an open-loop conversation
             if rec.ok:
                 try:
                     rec = self._with_token_counts(rec, text, msgs)
                 except GreenletExit:
-                    state.record(rec)  # the stream had completed; only the client-side count was cut
+                    state.record(rec, level, warmup)  # the stream had completed; only the count was cut
                     raise
         finally:
             state.in_flight -= 1
-        state.record(rec)
-        self._back_off(rec, config)
+        state.record(rec, level, warmup)
+        if not self._open_loop_sender:
+            self._back_off(rec, config)
         return rec, text
+
+    def _take_budget(self) -> bool:
+        """Closed loop with --max-requests: take one request of this process's share."""
+        state = self._llm
+        if state.request_budget is None:
+            return True
+        if state.request_budget <= 0:
+            return False
+        state.request_budget -= 1
+        if state.request_budget == 0:
+            from llm_locust.locust.budget import spent
+
+            gevent.spawn(spent, state)  # ends the test once the last requests are answered
+        return True
 
     def _connection(self, config: RunConfig) -> LLMClient:
         if self._client is None or self._client.host != config.host:

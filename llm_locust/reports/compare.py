@@ -377,7 +377,8 @@ def format_text(runs: Sequence[Run]) -> str:
     if levels:
         lines += [
             "",
-            "Per level (requests grouped by the number of users when they were sent; - = no such level)",
+            "Per level (requests grouped by the users when they were sent, or the rate they were due at;"
+            " - = no such level)",
         ]
         lines += levels
     return "\n".join(lines)

@@ -307,7 +307,8 @@ def build_html(runs: Sequence[Run]) -> str:
     if level_rows(runs):
         parts += [
             "<h2>Per level</h2>",
-            '<p class="muted">Requests grouped by the number of users when they were sent; '
+            '<p class="muted">Requests grouped by the number of users when they were sent (open loop: '
+            "the rate they were due at); "
             "- where a run has no such level. Aggregate tok/s is the level's output tokens over its "
             "measured window.</p>",
             _level_table(runs),

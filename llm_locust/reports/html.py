@@ -427,7 +427,8 @@ def _ladder_section(levels: Sequence[Mapping[str, Any]], out: list[str]) -> str:
     ) + _chart(out, "levels-aggregate", [aggregate], {**agg_layout, **common}, "Aggregate tok/s: no data.")
     return (
         '<h2 id="levels">Per level</h2>'
-        '<p class="muted">Requests are grouped by the number of users when they were sent. Per-stream '
+        '<p class="muted">Requests are grouped by the number of users when they were sent (open loop: by the '
+        "rate they were due at). Per-stream "
         "tok/s: output tokens / end-to-end time of each request (TTFT included); aggregate tok/s: all "
         "output tokens of the level over its duration.</p>"
         f'{_table(head, rows)}{legend(flagged)}<div class="grid">{charts_html}</div>'

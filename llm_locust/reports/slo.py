@@ -34,13 +34,14 @@ def attach(res: dict[str, Any], objectives: Sequence[Objective], per_level: bool
 
 
 def capacity(levels: list[dict[str, Any]]) -> str | None:
-    """The highest level (by its number of users) whose requests met every objective: how many
-    users the server serves within its objectives."""
+    """The highest level (by its number of users, or its request rate) whose requests met every
+    objective: how many users, or what rate, the server serves within its objectives."""
+    from llm_locust.reports.summary import level_number
+
     best: tuple[float, str] | None = None
     for level in levels:
-        try:
-            users = float(level["users"])
-        except (TypeError, ValueError):
+        users = level_number(str(level["users"]))
+        if users is None:
             continue
         if level["passed"] and (best is None or users > best[0]):
             best = (users, str(level["users"]))

@@ -80,6 +80,7 @@ def results(
         "total_token_throughput": (in_tokens + out_tokens) / d if d else 0.0,
         "concurrency": agg.busy_s / d if d else 0.0,
         "text_events": c["text_events"],
+        "warmup_excluded": c["warmup_excluded"],
     }
     for metric in CATALOG:
         res.update(_metric_keys(metric, agg.hist[metric.name]))
@@ -115,11 +116,23 @@ def goodput_keys(agg: Aggregate) -> dict[str, Any]:
     return {"good_requests": good, "request_goodput": good / d if d else 0.0, "goodput_share": good / judged}
 
 
-def _level_key(item: tuple[str, Aggregate]) -> tuple[float, str]:
+def level_number(label: str) -> float | None:
+    """A level's size: its users ("32"), its rate ("4 req/s"), a ramp's last rate ("2-4 req/s")."""
+    head = str(label).split(" ", 1)[0].rsplit("-", 1)[-1]
     try:
-        return (float(item[0]), item[0])
+        return float(head)
     except ValueError:
-        return (math.inf, item[0])
+        return None
+
+
+def levels_by(levels: list[dict[str, Any]]) -> str:
+    """What the levels count: "users" (a ladder of users) or "rate" (open-loop rates)."""
+    return "rate" if any(str(r["users"]).endswith("req/s") for r in levels) else "users"
+
+
+def _level_key(item: tuple[str, Aggregate]) -> tuple[float, str]:
+    n = level_number(item[0])
+    return (math.inf if n is None else n, item[0])
 
 
 def _level_row(label: str, agg: Aggregate) -> dict[str, Any]:
@@ -176,6 +189,7 @@ def format_summary(res: dict[str, Any]) -> str:
         f"{'Output token throughput (tok/s):':<{w}}{res['output_throughput']:.2f}",
         f"{'Total token throughput (tok/s):':<{w}}{res['total_token_throughput']:.2f}",
         f"{'Concurrency (mean requests in flight):':<{w}}{res['concurrency']:.2f}",
+        *_load_lines(res, w),
         *_client_lines(res.get("client"), w),
         f"{'Output tokens counted by:':<{w}}"
         + (", ".join(f"{k} {v}" for k, v in res["output_tokens_source"].items()) or "-"),
@@ -238,6 +252,33 @@ def _not_streamed_line(res: dict[str, Any], w: int) -> list[str]:
     return [f"{'  of which not streamed (one JSON body):':<{w}}{n}"] if n else []
 
 
+#: Open loop: a schedule lag p99 above this means the client did not keep the schedule (the
+#: latencies from the send then hide part of what an arrival waited: coordinated omission).
+SCHEDULE_LAG_WARN_MS = 10.0
+
+
+def _load_lines(res: dict[str, Any], w: int) -> list[str]:
+    """The open loop's schedule (its rates, how well it was kept) and what --warmup left out."""
+    options = res.get("metadata", {}).get("options", {})
+    lines = []
+    if options.get("load") == "open":
+        rates = ", ".join(options.get("request_rate_levels") or [])
+        burst = options.get("burstiness")
+        cap = options.get("max_concurrency")
+        text = f"{rates} (burstiness {burst:g}" + (f", at most {cap} in flight)" if cap else ")")
+        lines.append(f"{'Open loop, arrivals at:':<{w}}{text}")
+        lag = res.get("p99_schedule_lag_ms")
+        if lag is not None and lag > SCHEDULE_LAG_WARN_MS:
+            lines.append(
+                f"WARNING: the client did not keep the schedule: schedule lag p99 {lag:.1f} ms (> "
+                f"{SCHEDULE_LAG_WARN_MS:g}); see 'TTFT from schedule' for what arrivals waited in all"
+                + (" (--max-concurrency holds due arrivals)" if cap else "")
+            )
+    if res.get("warmup_excluded"):
+        lines.append(f"{'Warm-up, left out of the statistics:':<{w}}{res['warmup_excluded']} requests")
+    return lines
+
+
 def _client_lines(client: dict[str, Any] | None, w: int) -> list[str]:
     """The load generator's own health (see llm_locust.locust.health), and a warning when it was busy."""
     if not client:
@@ -258,12 +299,15 @@ def _client_lines(client: dict[str, Any] | None, w: int) -> list[str]:
 
 
 def format_levels(levels: list[dict[str, Any]]) -> str:
-    """The seed benchmark's comparison: one row per number of users."""
+    """The seed benchmark's comparison: one row per number of users (or request rate)."""
+    by = levels_by(levels)
+    width = max([6, *(len(str(r["users"])) + 1 for r in levels)])
     head = (
-        f"{'users':>6}{'ok':>7}{'fail':>6}{'cut':>5}  {'per-stream tok/s min/median/max':<32}"
+        f"{by:>{width}}{'ok':>7}{'fail':>6}{'cut':>5}  {'per-stream tok/s min/median/max':<32}"
         f"{'TTFT p50':>10}{'TTFT p99':>10}{'aggregate tok/s':>17}"
     )
-    lines = ["Per level (requests grouped by the number of users when they were sent)", head]
+    grouped = "the number of users when they were sent" if by == "users" else "the rate they were due at"
+    lines = [f"Per level (requests grouped by {grouped})", head]
     for r in levels:
         flagged = set(r.get("few_sample_percentiles") or ())
         tps = " / ".join(_fmt(r[TOKENS_PER_S.key(k)], 1) for k in ("min", "median", "max"))
@@ -271,7 +315,7 @@ def format_levels(levels: list[dict[str, Any]]) -> str:
             workload.marked(_fmt(r[TTFT.key(k)], 1), 10, TTFT.key(k) in flagged) for k in ("median", "p99")
         )
         lines.append(
-            f"{r['users']:>6}{r['completed']:>7}{r['failed']:>6}{r['cancelled']:>5}  {tps:<32}"
+            f"{r['users']:>{width}}{r['completed']:>7}{r['failed']:>6}{r['cancelled']:>5}  {tps:<32}"
             f"{ttft}{_fmt(r['output_throughput'], 1):>17}"
         )
     return "\n".join(lines)
