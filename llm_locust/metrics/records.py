@@ -128,7 +128,7 @@ class RequestRecord:
 
     @property
     def schedule_lag_ms(self) -> float | None:
-        """Open loop: send − scheduled, the time the client kept a due request (a free connection or
+        """Open loop: send - scheduled, the time the client kept a due request (a free connection or
         concurrency slot, a busy event loop); None in a closed loop."""
         if self.scheduled_at_s is None:
             return None

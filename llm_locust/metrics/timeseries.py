@@ -48,7 +48,7 @@ class Point:
     completed: int  # cumulative
     failed: int  # cumulative
     level: str | None
-    #: open loop: the p99 of send − scheduled over the window, and the rate the schedule asks for
+    #: open loop: the p99 of send - scheduled over the window, and the rate the schedule asks for
     schedule_lag_p99_ms: float | None = None
     target_rate_per_s: float | None = None
     #: within --warmup: shown here, left out of every statistic
