@@ -206,10 +206,10 @@ def load_from_options(options: Any) -> LoadConfig:
         )
     if plan is not None and plan.burst and cap is None and budget is None:
         raise ConfigError(
-            "--request-rate inf sends every request at once: give --max-requests or --max-concurrency"
+            "--request-rate inf sends all at once: give --max-requests or --max-concurrency"
         )
     if budget is not None and warmup_requests >= budget:
         raise ConfigError(
-            f"--warmup {warmup_requests}req leaves nothing of --max-requests {budget} to measure"
+            f"--warmup {warmup_requests}req leaves none of --max-requests {budget} to measure"
         )
     return LoadConfig(plan, cap, budget, warmup_s, warmup_requests)
