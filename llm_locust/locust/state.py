@@ -77,6 +77,7 @@ class LLMState:
         self.started_at_perf_s: float | None = None  # this process's test start (closed-loop --warmup)
         self.warmup_share = 0  # closed loop: this process's share of --warmup's requests
         self.warmup_seen = 0
+        self._warmup_excluded_at_sample = 0
         self.open_loop: Any = None  # llm_locust.locust.openloop.OpenLoop, in an open-loop test
         self.rate_control: Any = None  # llm_locust.locust.openloop.RateControl, on the test's owner
         self.workers_done: set[str] = set()  # the master: workers whose share was sent and answered
@@ -173,6 +174,7 @@ class LLMState:
 
     def reset(self) -> None:
         """Locust's stats reset: our numbers start over too."""
+        self._warmup_excluded_at_sample = 0
         self.aggregate.reset()
         self.timeseries.reset()
         self.health.reset()
@@ -186,7 +188,12 @@ class LLMState:
         users = runner.user_count if runner is not None else 0
         control = self.rate_control
         rate = control.rate_now() if control is not None else None
-        warmup = control.warmup_now() if control is not None else self._closed_loop_warmup_now()
+        # a point is warm-up while the warm-up lasts, and where warm-up requests finished in its bucket
+        excluded = self.aggregate.counts["warmup_excluded"]
+        warmup = excluded > self._warmup_excluded_at_sample or (
+            control.warmup_now() if control is not None else self._closed_loop_warmup_now()
+        )
+        self._warmup_excluded_at_sample = excluded
         in_flight = self.in_flight_total()
         self.timeseries.sample(
             time.time(), users, in_flight, self.level, last=last, target_rate_per_s=rate, warmup=warmup

@@ -204,8 +204,9 @@ TPOT = Metric(
     definition="(e2e − TTFT) / (output tokens − 1)",
     better="lower",
     accessor="tpot_ms",
-    views=frozenset({*_TABLES, View.WINDOW, View.OVER_TIME, View.BINS, View.REPORT_DISTRIBUTION}),
+    views=frozenset({*_TABLES, View.LEVEL, View.WINDOW, View.OVER_TIME, View.BINS, View.REPORT_DISTRIBUTION}),
     title="Time per output token",
+    level_stats=("median", "p99"),
     window=((50.0, "tpot_p50_ms"), (95.0, "tpot_p95_ms")),
     compare_stats=LATENCY_STATS,
 )
@@ -232,9 +233,10 @@ E2EL = Metric(
     definition="last text event − send",
     better="lower",
     accessor="e2e_ms",
-    views=frozenset({*_TABLES, View.WINDOW, View.BINS, View.REPORT_DISTRIBUTION}),
+    views=frozenset({*_TABLES, View.LEVEL, View.WINDOW, View.BINS, View.REPORT_DISTRIBUTION}),
     title="End-to-end latency",
     short="E2E",
+    level_stats=("median", "p99"),
     window=((50.0, "e2el_p50_ms"), (95.0, "e2el_p95_ms")),
     compare_stats=LATENCY_STATS,
 )

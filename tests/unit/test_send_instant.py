@@ -3,6 +3,7 @@ that (taking or opening a connection, the client's own event loop) is not the se
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,9 @@ def user() -> Iterator[Any]:
     class ChatUser(LLMUser):  # registers llm-locust's options on Locust's global events
         pass
 
+    # The mock shares this process's event loop: a full collection of the heap the earlier tests
+    # left (a 5 ms pause in the suite, once) would hold its first token. Collected now instead.
+    gc.collect()
     server = MockServer(Engine("fixed", Timing(ttft_ms=50, itl_ms=5, output_tokens=5)))
     port = server.start("127.0.0.1", 0)
     host = f"http://127.0.0.1:{port}"

@@ -1,0 +1,168 @@
+"""Open-loop load as the server sees it: a real ``locust --headless`` run (most with
+``--processes 2``) against the mock with ``--record-arrivals``, which keeps the instant each
+request reached its socket. The arrivals at the server follow the requested process (rate, CV of
+the gaps = 1/sqrt(B)) on an absolute schedule, the concurrency cap holds at the server, and a
+client that cannot keep the schedule shows it as schedule lag."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+from conftest import TEST_LOCUSTFILES, run_locust
+
+from llm_locust.load.arrivals import UnitSequence
+from llm_locust.metrics.slo import EXIT_SLO_MISSED
+
+FIXED = ("--engine", "fixed", "--ttft-ms", "50", "--itl-ms", "5", "--output-tokens", "8", "--record-arrivals")
+COMMON = ("--model", "mock", "--max-tokens", "8", "--stop-timeout", "10")
+
+
+def sequence_span(n: int, burstiness: float, seed: int = 0) -> float:
+    """s_{n-1} of the run's unit-rate sequence: the first to the last of n arrivals, at rate 1."""
+    seq = UnitSequence(seed, burstiness)
+    for _ in range(n - 1):
+        seq.advance()
+    return seq.s
+
+
+def gaps(arrivals: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(arrivals)]
+
+
+def test_arrivals_over_two_processes_are_the_requested_process_on_an_absolute_schedule(
+    tmp_path: Path, mock_engine
+) -> None:
+    # 60 s at 20 req/s, burstiness 4: 1,200 arrivals from two processes, merged at the server. Two
+    # processes that each ran a Gamma process of their own (or shifted copies of one) would show
+    # gaps nearer Poisson's CV of 1 than this process's 1/sqrt(4).
+    mock = mock_engine(*FIXED)
+    n, rate, burstiness = 1200, 20.0, 4.0
+    run = run_locust(tmp_path, mock.url, "--processes", "2", "-u", "2", "--request-rate", str(rate),
+                     "--burstiness", str(burstiness), "--max-requests", str(n), *COMMON,
+                     timeout_s=150)  # fmt: skip
+    res = run.results
+    assert res is not None and run.returncode == 0, run.output[-3000:]
+    arrivals = mock.stats()["arrivals_s"]
+    assert len(arrivals) == n == res["completed"] and res["failed"] == res["cancelled"] == 0
+    # the mean rate is the sequence's own (an exact mechanism) and within a few % of the request
+    span = arrivals[-1] - arrivals[0]
+    assert abs(span - sequence_span(n, burstiness) / rate) < 0.05
+    assert (n - 1) / span == pytest.approx(rate, rel=0.05)
+    g = gaps(arrivals)
+    assert statistics.pstdev(g) / statistics.mean(g) == pytest.approx(1 / math.sqrt(burstiness), abs=0.05)
+    # absolute schedule: arrival k at the server is origin + t_k, the same offset at the end of the
+    # minute as at its start (a sleep-after-send loop drifts by its overhead on every request)
+    seq = UnitSequence(0, burstiness)
+    due = []
+    for _ in range(n):
+        due.append(seq.s / rate)
+        seq.advance()
+    offsets = [a - t for a, t in zip(arrivals, due, strict=True)]
+    first, last = statistics.median(offsets[:100]), statistics.median(offsets[-100:])
+    assert abs(last - first) < 0.002, (first, last)
+    # the lag was measured and small; the schedule's metrics are in the results
+    assert res["count_schedule_lag"] == n and res["median_schedule_lag_ms"] < 5
+    assert res["metadata"]["options"]["load"] == "open"
+    assert [lv["users"] for lv in res["levels"]] == ["20 req/s"]
+
+
+def test_the_concurrency_cap_holds_at_the_server_and_waiting_is_schedule_lag(
+    tmp_path: Path, mock_engine
+) -> None:
+    # each request takes ~85 ms: at 100 req/s that is ~9 in flight; the cap is 4 over both workers
+    mock = mock_engine(*FIXED)
+    run = run_locust(tmp_path, mock.url, "--processes", "2", "-u", "2", "--request-rate", "100",
+                     "--max-concurrency", "4", "--max-requests", "200", *COMMON)  # fmt: skip
+    res = run.results
+    assert res is not None and run.returncode == 0, run.output[-3000:]
+    served = mock.stats()
+    assert len(served["arrivals_s"]) == 200 == res["completed"]
+    assert served["peak_in_flight"] == 4  # reached, never passed
+    # the arrivals waited for a slot: what they waited is the lag, and TTFT from the schedule has it
+    assert res["p99_schedule_lag_ms"] > 100
+    assert res["mean_ttft_from_schedule_ms"] > res["mean_ttft_ms"] + 50
+    assert "WARNING: the client did not keep the schedule" in run.output
+    assert "--max-concurrency holds due arrivals" in run.output
+    # and inf: everything at once, only the cap between the arrivals and the server
+    mock.reset()
+    burst = run_locust(tmp_path, mock.url, "-u", "1", "--request-rate", "inf", "--max-concurrency", "3",
+                       "--max-requests", "30", *COMMON)  # fmt: skip
+    assert burst.results is not None and burst.results["completed"] == 30, burst.output[-3000:]
+    assert mock.stats()["peak_in_flight"] == 3
+
+
+def test_an_overloaded_client_shows_its_lag_instead_of_hiding_it(tmp_path: Path, mock_engine) -> None:
+    # the task holds the event loop 15 ms per arrival: 100 req/s need 1.5 s of a second
+    mock = mock_engine(*FIXED)
+    run = run_locust(tmp_path, mock.url, "-u", "1", "--request-rate", "100", "--max-requests", "150", *COMMON,
+                     locustfile=TEST_LOCUSTFILES / "blocking_task.py")  # fmt: skip
+    res = run.results
+    assert res is not None and res["completed"] == 150, run.output[-3000:]
+    arrivals = mock.stats()["arrivals_s"]
+    # the server saw the client's pace (~66 req/s), not the schedule's
+    assert (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) < 75
+    assert res["max_schedule_lag_ms"] > 300 and res["p99_schedule_lag_ms"] > 200
+    # from the send, TTFT hides the wait; from the schedule, it shows
+    assert res["p99_ttft_from_schedule_ms"] > res["p99_ttft_ms"] + 150
+    assert "WARNING: the client did not keep the schedule" in run.output
+
+
+def test_a_rate_ladder_reports_each_rate_and_the_capacity_answer(tmp_path: Path, mock_engine) -> None:
+    # two slots, 8 tokens of 5 ms after 30 ms: ~65 ms per request, 30 req/s per slot at best
+    mock = mock_engine("--engine", "slots", "--slots", "2", "--ttft-ms", "30", "--itl-ms", "5",
+                       "--output-tokens", "8", "--record-arrivals")  # fmt: skip
+    run = run_locust(tmp_path, mock.url, "-u", "1", "--rates", "10,80", "--level-duration", "4",
+                     "--slo", "ttft_p95<=100ms", "--slo-per-level", *COMMON)  # fmt: skip
+    res = run.results
+    assert res is not None, run.output[-3000:]
+    rows = {r["users"]: r for r in res["levels"]}
+    assert list(rows) == ["10 req/s", "80 req/s"]
+    assert abs(rows["10 req/s"]["completed"] - 41) < 15 and abs(rows["80 req/s"]["completed"] - 320) < 60
+    assert {lv["users"]: lv["passed"] for lv in res["slo"]["levels"]} == {"10 req/s": True, "80 req/s": False}
+    assert res["slo"]["capacity"] == "10 req/s"
+    assert run.returncode == EXIT_SLO_MISSED  # the whole run missed (its 80 req/s half)
+    assert "Per level (requests grouped by the rate they were due at)" in run.output
+    # it ended with its last level, by itself
+    assert len(mock.stats()["arrivals_s"]) == sum(
+        r["completed"] + r["failed"] + r["cancelled"] for r in rows.values()
+    )
+
+
+def test_a_linear_ramp_rises_from_its_start_to_its_end_rate(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine(*FIXED)
+    run = run_locust(tmp_path, mock.url, "-u", "1", "--ramp-up-strategy", "linear",
+                     "--ramp-up-start-rps", "10", "--ramp-up-end-rps", "50", "--ramp-up-duration", "6",
+                     "--level-duration", "3", *COMMON)  # fmt: skip
+    res = run.results
+    assert res is not None and run.returncode == 0, run.output[-3000:]
+    rows = {r["users"]: r["completed"] for r in res["levels"]}
+    assert list(rows) == ["10-30 req/s", "30-50 req/s"]
+    assert abs(rows["10-30 req/s"] - 61) < 25 and abs(rows["30-50 req/s"] - 120) < 35
+    arrivals = mock.stats()["arrivals_s"]
+    assert arrivals[-1] - arrivals[0] < 6.1
+
+
+def test_max_requests_and_warmup_count_exactly_in_either_loop(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine(*FIXED)
+    # open loop: 100 arrivals, the first 20 of them left out of every statistic
+    run = run_locust(tmp_path, mock.url, "--processes", "2", "-u", "2", "--request-rate", "50",
+                     "--max-requests", "100", "--warmup", "20req", *COMMON)  # fmt: skip
+    res = run.results
+    assert res is not None and run.returncode == 0, run.output[-3000:]
+    assert len(mock.stats()["arrivals_s"]) == 100
+    assert res["completed"] == 80 and res["warmup_excluded"] == 20 and res["count_ttft"] == 80
+    assert "Warm-up, left out of the statistics:" in run.output
+    assert any(p["warmup"] for p in res["timeseries"])
+    # closed loop: 4 users over two processes send 30 requests in all, then the run ends by itself
+    mock.reset()
+    closed = run_locust(tmp_path, mock.url, "--processes", "2", "-u", "4", "-r", "4", "--max-requests", "30",
+                        "--warmup", "6req", *COMMON)  # fmt: skip
+    res = closed.results
+    assert res is not None and closed.returncode == 0, closed.output[-3000:]
+    assert len(mock.stats()["arrivals_s"]) == 30
+    assert res["completed"] == 24 and res["warmup_excluded"] == 6 and res["cancelled"] == 0
+    assert "count_schedule_lag" not in res  # a closed loop has no schedule: no such rows
