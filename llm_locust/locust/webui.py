@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from llm_locust.errors import ConfigError
 from llm_locust.metrics.catalog import PERCENTILES, View, shown_in
 from llm_locust.metrics.histogram import Histogram
 from llm_locust.metrics.records import FAILURE_CATEGORIES
@@ -101,6 +102,9 @@ def table_rows(state: LLMState) -> list[Row]:
     window = f"Output throughput, all streams, last {state.timeseries.window_s:g} s"
     rows.append(Row(window, "tok/s", value=points[-1].output_tokens_per_s if points else None))
     rows.append(Row("Requests in flight", "", value=state.in_flight_total()))
+    control = state.rate_control
+    if control is not None:  # open loop: what the schedule asks for now (change it on the charts page)
+        rows.append(Row("Open loop: request rate now", "req/s", value=control.rate_now()))
     rows.append(Row("Completed requests", "", value=agg.counts["completed"]))
     if agg.counts["not_streamed"]:
         rows.append(
@@ -227,6 +231,26 @@ def install(environment: Any, state: LLMState) -> None:
             return Response(f"since={raw!r} is not a number; give a Unix time in seconds", status=400)
         return jsonify(points_since(state, since_s))
 
+    @bp.route("/rate", methods=["GET", "POST"])
+    @auth
+    def rate() -> Response:
+        """GET: the open loop's rate now; POST ``{"rate": R}``: the rate from a moment ahead on."""
+        control = state.rate_control
+        if request.method == "POST":
+            if control is None:
+                return _error("the running test is not an open loop (start it with a Request rate)")
+            body = request.get_json(silent=True)
+            raw = body.get("rate") if isinstance(body, dict) else request.form.get("rate")
+            try:
+                value = float(raw)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                return _error(f"rate {raw!r} is not a number of requests/s")
+            try:
+                control.change_rate(value)
+            except (ConfigError, ValueError) as exc:
+                return _error(str(exc))
+        return jsonify(rate_json(state))
+
     @bp.route("/stats/csv")
     @auth
     def stats_csv() -> Response:
@@ -259,6 +283,23 @@ def install(environment: Any, state: LLMState) -> None:
         return response
 
 
+def _error(message: str) -> Response:
+    return Response(charts.to_script_json({"error": message}), status=400, mimetype="application/json")
+
+
+def rate_json(state: LLMState) -> dict[str, Any]:
+    """The open loop's schedule as the charts page shows it (``open_loop`` false in a closed loop)."""
+    control = state.rate_control
+    if control is None:
+        return {"open_loop": False}
+    return {
+        "open_loop": True,
+        "rate_per_s": control.rate_now(),
+        "levels": [s.label for s in control.plan.segments],
+        "burst": control.plan.burst,
+    }
+
+
 #: The link appended to Locust's index page (see the module docstring).
 CHARTS_LINK = (
     '<a id="llm-locust-charts-link" href="./llm/charts" target="_blank" rel="noopener" '
@@ -273,6 +314,12 @@ CHARTS_LINK = (
 _CHARTS: tuple[tuple[str, str, str, tuple[tuple[str, str, str], ...]], ...] = (
     *((m.stem, m.long_name, m.unit, charts.window_traces(m)) for m in shown_in(View.OVER_TIME)),
     ("tokens", "Output tokens/s, all streams", "tok/s", (("output tok/s", "output_tokens_per_s", "tokens"),)),
+    (
+        "rate",
+        "Requests/s: completed, and the open loop's scheduled rate",
+        "req/s",
+        (("completed", "requests_per_s", "tokens"), ("scheduled", "target_rate_per_s", "users")),
+    ),
     (
         "users",
         "Users and requests in flight",
@@ -314,6 +361,9 @@ def charts_html(model: str) -> str:
         '<p class="muted"><a href="../">&larr; Locust web UI</a> · <a href="stats/csv">LLM statistics CSV</a>'
         " · latencies are p50/p95 over a sliding window of the last seconds, from the merged histograms</p>\n"
         '<p id="llm-status">Waiting for the first point (one every 2 s once a test runs)…</p>\n'
+        '<form id="llm-rate" hidden>Open loop: request rate <b id="llm-rate-now">–</b> req/s · set '
+        '<input id="llm-rate-value" type="number" min="0" step="any" style="width:7em"> req/s '
+        '<button type="submit">Set rate</button> <span id="llm-rate-status" class="muted"></span></form>\n'
         f'<div class="grid">{"".join(divs)}</div>'
     )
     script = "\n".join(draws) + _POLL_JS.replace("__SERIES__", charts.to_script_json(series)).replace(
@@ -367,4 +417,22 @@ async function poll() {
   setTimeout(poll, __POLL_MS__);
 }
 poll();
+const rateForm = document.getElementById("llm-rate");
+async function showRate(data) {
+  if (!data) data = await (await fetch("rate", {cache: "no-store"})).json();
+  rateForm.hidden = !data.open_loop || data.burst;
+  if (data.open_loop) document.getElementById("llm-rate-now").textContent = fmt(data.rate_per_s, 2);
+}
+rateForm.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const status = document.getElementById("llm-rate-status");
+  const rate = Number(document.getElementById("llm-rate-value").value);
+  const r = await fetch("rate", {method: "POST", headers: {"Content-Type": "application/json"},
+                                 body: JSON.stringify({rate})});
+  const data = await r.json();
+  status.textContent = r.ok ? `set: ${rate} req/s from half a second on` : data.error;
+  if (r.ok) showRate(data);
+});
+setInterval(() => showRate().catch(() => {}), __POLL_MS__);
+showRate().catch(() => {});
 """

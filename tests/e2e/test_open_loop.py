@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import itertools
 import math
+import signal
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_LOCUSTFILES, run_locust
+from conftest import LOCUSTFILES, TEST_LOCUSTFILES, free_port, run_locust
 
 from llm_locust.load.arrivals import UnitSequence
 from llm_locust.metrics.slo import EXIT_SLO_MISSED
@@ -166,3 +170,45 @@ def test_max_requests_and_warmup_count_exactly_in_either_loop(tmp_path: Path, mo
     assert len(mock.stats()["arrivals_s"]) == 30
     assert res["completed"] == 24 and res["warmup_excluded"] == 6 and res["cancelled"] == 0
     assert "count_schedule_lag" not in res  # a closed loop has no schedule: no such rows
+
+
+def rate_between(arrivals: list[float], start_s: float, end_s: float) -> float:
+    t0 = arrivals[0]
+    return sum(start_s <= a - t0 < end_s for a in arrivals) / (end_s - start_s)
+
+
+def test_the_rate_stays_the_run_s_when_workers_join_and_leave(tmp_path: Path, mock_engine) -> None:
+    # 40 req/s over all workers: one worker, then two (a late one joins), then one again (killed)
+    mock = mock_engine(*FIXED)
+    port = free_port()
+    base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py")]
+    master = subprocess.Popen(
+        [*base, "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+         "--expect-workers", "1", "--enable-rebalancing", "--host", mock.url, "-u", "2", "-r", "2",
+         "-t", "20s", "--request-rate", "40", "--burstiness", "8", *COMMON],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    first = subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    late = None
+    try:
+        deadline = time.monotonic() + 30
+        while not mock.stats().get("arrivals_s") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        started = time.monotonic()
+        time.sleep(4)
+        late = subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+        time.sleep(max(0.0, started + 9 - time.monotonic()))
+        late.send_signal(signal.SIGKILL)
+        output, _ = master.communicate(timeout=90)
+    finally:
+        for p in (master, first, late):
+            if p is not None and p.poll() is None:
+                p.kill()
+    arrivals = mock.stats()["arrivals_s"]
+    assert "2 worker(s) share the arrivals" in output, output[-3000:]
+    assert "1 worker(s) share the arrivals" in output
+    # the run's rate with one worker, with two (not twice it), and with one again once Locust has
+    # given the killed worker up (its heartbeats stop; meanwhile its share is lost, and said so)
+    for start_s, end_s in ((1.0, 4.0), (6.5, 9.0), (15.0, 19.0)):
+        assert rate_between(arrivals, start_s, end_s) == pytest.approx(40, rel=0.2), (start_s, end_s)
