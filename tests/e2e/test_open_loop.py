@@ -7,16 +7,19 @@ client that cannot keep the schedule shows it as schedule lag."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import signal
 import statistics
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import LOCUSTFILES, TEST_LOCUSTFILES, free_port, run_locust
+from conftest import LOCUSTFILES, TEST_LOCUSTFILES, free_port, own_master_port, run_locust
 
 from llm_locust.load.arrivals import UnitSequence
 from llm_locust.metrics.slo import EXIT_SLO_MISSED
@@ -212,3 +215,59 @@ def test_the_rate_stays_the_run_s_when_workers_join_and_leave(tmp_path: Path, mo
     # given the killed worker up (its heartbeats stop; meanwhile its share is lost, and said so)
     for start_s, end_s in ((1.0, 4.0), (6.5, 9.0), (15.0, 19.0)):
         assert rate_between(arrivals, start_s, end_s) == pytest.approx(40, rel=0.2), (start_s, end_s)
+
+
+def test_the_web_ui_shows_the_rate_and_changes_it_mid_run(tmp_path: Path, mock_engine) -> None:
+    mock = mock_engine(*FIXED)
+    port = free_port()
+    web = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py"), "--host", mock.url,
+         "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "2", "-r", "2",
+         "-t", "14s", "--autoquit", "0", "--processes", "2", *own_master_port(), "--request-rate", "20",
+         "--burstiness", "8", *COMMON],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not mock.stats().get("arrivals_s") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = mock.stats()["arrivals_s"][0]
+        assert json.loads(get(f"{web}/llm/rate")) == {
+            "open_loop": True, "rate_per_s": 20.0, "levels": ["20 req/s"], "burst": False
+        }  # fmt: skip
+        bad = post(f"{web}/llm/rate", {"rate": "lots"})
+        assert bad == (400, {"error": "rate 'lots' is not a number of requests/s"})
+        zero = post(f"{web}/llm/rate", {"rate": 0})
+        assert zero == (400, {"error": "the new rate 0 must be a number of requests/s > 0"})
+        time.sleep(max(0.0, first + 3.0 - time.perf_counter()))
+        status, changed = post(f"{web}/llm/rate", {"rate": 80})
+        assert status == 200 and changed["rate_per_s"] in (20.0, 80.0)  # it holds from 0.5 s ahead
+        time.sleep(1.0)
+        tab = json.loads(get(f"{web}/stats/requests"))["extended_stats"][0]["data"]
+        assert {"metric": "Open loop: request rate now (req/s)", "value": 80.0}.items() <= next(
+            r for r in tab if r["metric"].startswith("Open loop")
+        ).items()
+        time.sleep(4.0)
+        arrivals = mock.stats()["arrivals_s"]
+        assert rate_between(arrivals, 0.5, 3.0) == pytest.approx(20, rel=0.25)
+        assert rate_between(arrivals, 4.5, 7.5) == pytest.approx(80, rel=0.2)
+        assert 'id="llm-rate"' in get(f"{web}/llm/charts").decode()  # the control the page shows
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read()  # type: ignore[no-any-return]
+
+
+def post(url: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
