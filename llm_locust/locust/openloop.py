@@ -32,6 +32,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from llm_locust.errors import ConfigError
 from llm_locust.load.arrivals import Checkpoint, RatePlan, Share, UnitSequence, checkpoint_after
 from llm_locust.locust import budget, samples
+from llm_locust.locust.timer import FINE_S, PreciseTimer
 
 if TYPE_CHECKING:
     from llm_locust.locust.state import LLMState
@@ -85,6 +86,7 @@ class OpenLoop:
         self._rng = random.Random(f"{self.seed} senders")
         self.on_finished: Callable[[], None] | None = None
         self._stopped = False
+        self._timer = PreciseTimer()
 
     # -- control ------------------------------------------------------------------------------
     def begin(self, start_wall_s: float, share: Share, cap: int | None, at: Checkpoint | None = None) -> None:
@@ -134,6 +136,7 @@ class OpenLoop:
     def _dispatch(self) -> None:
         assert self.origin_perf_s is not None
         seq = UnitSequence(self.seed, self.plan.burstiness, self.start_at)
+        self._timer = PreciseTimer()
         try:
             while self.limit is None or seq.k < self.limit:
                 t = self.plan.time_of(seq.s)
@@ -148,6 +151,7 @@ class OpenLoop:
                 seq.advance()
             self.group.join()
         finally:
+            self._timer.close()
             self._loop = None
             self.finished.set()
             if self.on_finished is not None and not self._stopped:
@@ -158,15 +162,19 @@ class OpenLoop:
         changes meanwhile); its run time, or None when a new plan ends before it."""
         assert self.origin_perf_s is not None
         while True:
-            wait = self.origin_perf_s + t - time.perf_counter()
-            if wait <= 0:
-                return t
-            self._changed.clear()
-            if self._changed.wait(wait):
-                new_t = self.plan.time_of(s)
-                if new_t is None:
-                    return None
-                t = new_t
+            due = self.origin_perf_s + t
+            wait = due - time.perf_counter()
+            if wait > FINE_S:
+                self._changed.clear()
+                if self._changed.wait(wait - FINE_S):
+                    new_t = self.plan.time_of(s)
+                    if new_t is None:
+                        return None
+                    t = new_t
+                    continue
+            # the last ~2 ms on a timerfd: gevent's own timers wake up to a millisecond late
+            self._timer.sleep_until(due)
+            return t
 
     def _wait_for_slot(self) -> None:
         while self.cap is not None and self.in_flight >= self.cap:
@@ -254,6 +262,7 @@ class RateControl:
         self._watch = gevent.spawn(self._watch_workers)
 
     def on_ready(self, worker_id: str) -> None:
+        logger.debug("open loop: worker %s is ready", worker_id)
         self.ready.add(worker_id)
         if self.start_wall_s is None and set(self.slots) <= self.ready:
             self._go()
@@ -409,6 +418,7 @@ def start(state: LLMState) -> None:
         return
     state.open_loop = OpenLoop(state)
     if isinstance(runner, WorkerRunner):
+        logger.debug("open loop: this worker is ready to send")
         runner.send_message("llm_ol_ready", None)
     else:
         state.rate_control = RateControl(state)

@@ -17,7 +17,7 @@ from typing import Any
 
 import gevent
 from locust import events
-from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, MasterRunner, WorkerRunner
 
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import AUTO
@@ -112,6 +112,12 @@ def _on_init(environment: Any, **_kw: Any) -> None:
 
     distributed.listen(environment, state)
     openloop.listen(environment, state)
+    if isinstance(runner, WorkerRunner) and runner.worker_state in (STATE_SPAWNING, STATE_RUNNING):
+        # A worker that connects while a test runs (--enable-rebalancing) can get its spawn message
+        # while Locust's own start-up still waits for the master's ack, before 'init' fires: the test
+        # started with none of our listeners. Start ours now; its users wait for it (LLMUser).
+        logger.info("llm-locust: the test started before Locust's init event; configuring it now")
+        gevent.spawn(_on_test_start, state)
     if not isinstance(runner, WorkerRunner):
         ev.test_stop.add_listener(lambda environment, **kw: _mark_end(state))
         ev.quitting.add_listener(lambda environment, **kw: _judge(state))
@@ -141,6 +147,14 @@ def _dataset_of_user_classes(env: Any) -> None:
 
 
 def _on_test_start(state: LLMState) -> None:
+    state.test_started.clear()
+    try:
+        _start_test(state)
+    finally:
+        state.test_started.set()  # its users go on: configured, or told (StopUser) that it was not
+
+
+def _start_test(state: LLMState) -> None:
     env = state.environment
     openloop.reset(state)
     if not isinstance(env.runner, WorkerRunner) and env.parsed_options is not None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from gevent.event import AsyncResult
+from gevent.event import AsyncResult, Event
 from locust.stats import bucket_response_time
 
 from llm_locust.errors import ConfigError, LLMFailure
@@ -74,6 +74,8 @@ class LLMState:
         self.samples: SampleStream | None = None  # this process's share of it
         self.progress: gevent.Greenlet | None = None
         self.sampler: gevent.Greenlet | None = None
+        #: set when this process's test start is done (configured, or its options refused)
+        self.test_started = Event()
         self.started_at_perf_s: float | None = None  # this process's test start (closed-loop --warmup)
         self.warmup_share = 0  # closed loop: this process's share of --warmup's requests
         self.warmup_seen = 0

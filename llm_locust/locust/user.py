@@ -91,9 +91,22 @@ class LLMUser(User):
             self.chat()
             return
         state = self._llm
-        if state.config is None or state.samples is None:
+        if self._configured() is None or state.samples is None:
             raise StopUser()  # the test's options or dataset were rejected (said in one line)
         self.converse(state.samples.next())
+
+    def _configured(self) -> RunConfig | None:
+        """The test's config, once its start is done here (a user can start first: a late worker
+        whose spawn raced Locust's init); None where its options were refused. In an open loop,
+        Locust's users never send: they hold the test open."""
+        state = self._llm
+        if state.config is None and not state.test_started.is_set():
+            state.test_started.wait(timeout=300)
+        config = state.config
+        if config is not None and config.load.open_loop and not self._open_loop_sender:
+            while True:
+                gevent.sleep(3600)
+        return config
 
     def converse(self, conversation: Conversation) -> list[RequestRecord]:
         """Send a conversation's turns in order, each with the history so far: the user messages and
@@ -140,12 +153,12 @@ class LLMUser(User):
         ``max_tokens=N`` sets the output length in the flavor's own field; other ``body`` items
         override the request body the flavor builds from the options (e.g. ``top_k=1``).
         """
-        state = self._llm
-        if state.config is None:
+        config = self._configured()
+        if config is None:
             # The test's options were rejected (reported in one line) and the run is ending.
             raise StopUser()
         msgs = self.messages() if messages is None else messages
-        max_tokens = body.pop("max_tokens", state.config.max_tokens)
+        max_tokens = body.pop("max_tokens", config.max_tokens)
         return self._send(msgs, max_tokens, body)[0]
 
     def _send(

@@ -180,16 +180,29 @@ def rate_between(arrivals: list[float], start_s: float, end_s: float) -> float:
     return sum(start_s <= a - t0 < end_s for a in arrivals) / (end_s - start_s)
 
 
+def wait_for_line(log: Path, text: str, timeout_s: float) -> float:
+    """When ``text`` appeared in ``log`` (perf_counter: the mock's clock on this host)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if log.exists() and text in log.read_text():
+            return time.perf_counter()
+        time.sleep(0.1)
+    raise AssertionError(
+        f"{text!r} not in the master's log: {log.read_text()[-3000:] if log.exists() else ''}"
+    )
+
+
 def test_the_rate_stays_the_run_s_when_workers_join_and_leave(tmp_path: Path, mock_engine) -> None:
     # 40 req/s over all workers: one worker, then two (a late one joins), then one again (killed)
     mock = mock_engine(*FIXED)
     port = free_port()
+    log = tmp_path / "master.log"
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py")]
     master = subprocess.Popen(
         [*base, "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
          "--expect-workers", "1", "--enable-rebalancing", "--host", mock.url, "-u", "2", "-r", "2",
-         "-t", "20s", "--request-rate", "40", "--burstiness", "8", *COMMON],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+         "-t", "90s", "--request-rate", "40", "--burstiness", "8", "--logfile", str(log), *COMMON],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
     )  # fmt: skip
     worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
     first = subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
@@ -198,22 +211,27 @@ def test_the_rate_stays_the_run_s_when_workers_join_and_leave(tmp_path: Path, mo
         deadline = time.monotonic() + 30
         while not mock.stats().get("arrivals_s") and time.monotonic() < deadline:
             time.sleep(0.1)
-        started = time.monotonic()
-        time.sleep(4)
+        time.sleep(3.5)
         late = subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-        time.sleep(max(0.0, started + 9 - time.monotonic()))
+        joined = wait_for_line(log, "2 worker(s) share the arrivals", 30)
+        time.sleep(4)
         late.send_signal(signal.SIGKILL)
-        output, _ = master.communicate(timeout=90)
+        left = wait_for_line(log, "1 worker(s) share the arrivals", 30)
+        time.sleep(4)
     finally:
         for p in (master, first, late):
             if p is not None and p.poll() is None:
                 p.kill()
     arrivals = mock.stats()["arrivals_s"]
-    assert "2 worker(s) share the arrivals" in output, output[-3000:]
-    assert "1 worker(s) share the arrivals" in output
+    first_s = arrivals[0]
     # the run's rate with one worker, with two (not twice it), and with one again once Locust has
     # given the killed worker up (its heartbeats stop; meanwhile its share is lost, and said so)
-    for start_s, end_s in ((1.0, 4.0), (6.5, 9.0), (15.0, 19.0)):
+    windows = (
+        (0.5, 3.5),
+        (joined - first_s + 1.0, joined - first_s + 4.0),
+        (left - first_s + 1.0, left - first_s + 4.0),
+    )
+    for start_s, end_s in windows:
         assert rate_between(arrivals, start_s, end_s) == pytest.approx(40, rel=0.2), (start_s, end_s)
 
 
