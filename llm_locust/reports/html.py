@@ -26,7 +26,7 @@ from llm_locust.reports.html_parts import fmt as _fmt
 from llm_locust.reports.html_parts import legend, mark
 from llm_locust.reports.html_parts import no_data as _no_data
 from llm_locust.reports.html_parts import table as _table
-from llm_locust.reports.summary import has_samples
+from llm_locust.reports.summary import has_samples, levels_by
 
 _STATS = ("mean", "median", "p90", "p95", "p99", "min", "max")
 
@@ -368,7 +368,8 @@ def _ladder_section(levels: Sequence[Mapping[str, Any]], out: list[str]) -> str:
     if not levels:
         return ""
     lo, mid, hi = (_BAND.key(k) for k in ("min", "median", "max"))
-    head = ("Users", f"{_BAND.label} min / median / max", *(h for h, _k, _d in _LEVEL_COLUMNS))
+    by = levels_by(levels)  # "users", or "rate" for an open loop's levels
+    head = (by.capitalize(), f"{_BAND.label} min / median / max", *(h for h, _k, _d in _LEVEL_COLUMNS))
     rows = [
         (
             _e(r.get("users")),

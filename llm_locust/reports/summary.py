@@ -6,7 +6,7 @@ import csv
 import datetime as dt
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -125,7 +125,7 @@ def level_number(label: str) -> float | None:
         return None
 
 
-def levels_by(levels: list[dict[str, Any]]) -> str:
+def levels_by(levels: Sequence[Mapping[str, Any]]) -> str:
     """What the levels count: "users" (a ladder of users) or "rate" (open-loop rates)."""
     return "rate" if any(str(r["users"]).endswith("req/s") for r in levels) else "users"
 
