@@ -28,9 +28,15 @@ def assign(state: LLMState) -> None:
     """At a sending process's test start: its share of a closed loop's --max-requests and --warmup
     requests (by its worker slot)."""
     config = state.require_config()
-    slot, slots = samples.worker_slot(state.environment)
+    env = state.environment
+    slot, slots = samples.worker_slot(env)
     load = config.load
     state.request_budget = None if load.open_loop else share_of(load.max_requests, slot, slots)
+    numbered = getattr(env.parsed_options, samples.SLOTS_OPTION, None) or {}
+    runner = env.runner
+    late = isinstance(runner, WorkerRunner) and runner.client_id not in numbered
+    if state.request_budget is not None and late:
+        state.request_budget = 0  # a worker that joined later: the others share the requests
     state.warmup_share = share_of(load.warmup_requests, slot, slots) or 0
     state.warmup_seen = 0
     state.started_at_perf_s = time.perf_counter()
