@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent import GreenletExit
 from locust import User, constant
-from locust.exception import StopUser
+from locust.exception import RescheduleTask, StopUser
 
 from llm_locust.flavors.base import Sample
 from llm_locust.locust.client import LLMClient
@@ -24,6 +24,10 @@ from llm_locust.workload.tokenizer import count_off_loop
 
 if TYPE_CHECKING:
     from llm_locust.workload.dataset import Conversation
+
+
+#: how long a Locust user of an open-loop test waits per task (it sends nothing; a stop waits for it)
+HOLD_S = 0.2
 
 
 class LLMUser(User):
@@ -66,7 +70,8 @@ class LLMUser(User):
             self.tasks = [LLMUser._hold]
 
     def _hold(self) -> None:
-        gevent.sleep(3600)
+        # short, so that Locust's graceful stop (which waits for the task) takes at most this long
+        gevent.sleep(HOLD_S)
 
     def run_arrival(self, due_perf_s: float, level: str, warmup: bool) -> None:
         """Open loop: run one task of this user for an arrival due at ``due_perf_s`` (perf_counter);
@@ -104,8 +109,8 @@ class LLMUser(User):
             state.test_started.wait(timeout=300)
         config = state.config
         if config is not None and config.load.open_loop and not self._open_loop_sender:
-            while True:
-                gevent.sleep(3600)
+            gevent.sleep(HOLD_S)
+            raise RescheduleTask()  # a task of Locust's own user in an open loop: it sends nothing
         return config
 
     def converse(self, conversation: Conversation) -> list[RequestRecord]:
