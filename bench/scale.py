@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from client_capacity import TOKENS, TTFT_MS, cpu_s, mock_stats  # noqa: E402
+from client_capacity import TOKENS, TTFT_MS, cpu_s, mock_stats, steal_s  # noqa: E402
 
 from llm_locust.cli import start_mock_process  # noqa: E402
 
@@ -119,9 +119,9 @@ def run_open(processes: int, rate_per_process: float, mock_workers: int, seconds
         while not mock_stats(url).get("arrivals_s") and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(warmup_s)
-        cpu0, t0 = tree_cpu_s(client.pid), time.monotonic()
+        cpu0, t0, steal0 = tree_cpu_s(client.pid), time.monotonic(), steal_s()
         time.sleep(seconds * 0.8)
-        cpu1, t1 = tree_cpu_s(client.pid), time.monotonic()
+        cpu1, t1, steal1 = tree_cpu_s(client.pid), time.monotonic(), steal_s()
         client.communicate(timeout=seconds + 120)
         served: dict[str, Any] = mock_stats(url)
     finally:
@@ -145,6 +145,7 @@ def run_open(processes: int, rate_per_process: float, mock_workers: int, seconds
         "ttft_p50": res["median_ttft_ms"] - TTFT_MS,
         "ttft_p99": res["p99_ttft_ms"] - TTFT_MS,
         "cores_per_worker": (cpu1 - cpu0) / (t1 - t0) / processes,
+        "steal": 100 * (steal1 - steal0) / ((t1 - t0) * (os.cpu_count() or 1)),
         "exact": float(seen == len(arrivals) == n),
         "requests": len(arrivals),
     }
@@ -155,7 +156,8 @@ def print_open(rows: list[dict[str, float]], args: argparse.Namespace) -> None:
           f"process, {OPEN_TOKENS} tokens at {OPEN_ITL_MS:g} ms after {TTFT_MS:g} ms; mock with "
           f"{args.mock_workers} process(es)\n")  # fmt: skip
     cols = ["worker processes", "rate req/s", "at the mock req/s", "CV of gaps", "schedule lag p50 / p99 ms",
-            "ΔTTFT p50 / p99 ms", "client cores per worker", "requests (all counted once)"]  # fmt: skip
+            "ΔTTFT p50 / p99 ms", "client cores per worker", "requests (all counted once)",
+            "steal"]  # fmt: skip
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
@@ -168,6 +170,7 @@ def print_open(rows: list[dict[str, float]], args: argparse.Namespace) -> None:
             f"{r['ttft_p50']:+.1f} / {r['ttft_p99']:+.1f}",
             f"{r['cores_per_worker']:.2f}",
             f"{r['requests']:,.0f} ({'yes' if r['exact'] else 'NO'})",
+            f"{r['steal']:.0f} %",
         ]
         print("| " + " | ".join(cells) + " |")
 
