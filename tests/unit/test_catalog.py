@@ -1,5 +1,6 @@
 """The metric catalog: every metric shows in each view it claims and in no other, the server's own
-timings only when it reported them (and the open loop's only in an open-loop run), and their histograms merge exactly like ours."""
+timings only when it reported them (and the open loop's only in an open-loop run), and their
+histograms merge exactly like ours."""
 
 from __future__ import annotations
 
