@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard llm_locust/_native/*.c llm_locust/_
 demo: $(STAMP)
 	$(VENV)/bin/llm-locust demo
 
-## make test: every test (about 3 minutes on 2 cores)
+## make test: every test (about 14 minutes on 2 cores once llama-server is built)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
