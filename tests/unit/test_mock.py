@@ -20,6 +20,11 @@ from llm_locust.workload.tokenizer import load_tokenizer
 def serve(engine: Engine) -> Iterator[str]:
     server = MockServer(engine)
     port = server.start("127.0.0.1", 0)
+    # Linux turns receive timestamps on host-wide in a deferred work item when the first socket asks
+    # (net_enable_timestamp, again after the last one closed): data arriving before it runs is
+    # stamped when read, so a request the busy mock read late would start its schedule late (one of
+    # 50 by 5.75 ms in a CI run). The timing tests start once it has run.
+    gevent.sleep(0.1)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
