@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from client_capacity import TOKENS, TTFT_MS, cpu_s, mock_stats, steal_s  # noqa: E402
+from soak import table  # noqa: E402
 
 from llm_locust.cli import start_mock_process  # noqa: E402
 
@@ -158,10 +159,8 @@ def print_open(rows: list[dict[str, float]], args: argparse.Namespace) -> None:
     cols = ["worker processes", "rate req/s", "at the mock req/s", "CV of gaps", "schedule lag p50 / p99 ms",
             "ΔTTFT p50 / p99 ms", "client cores per worker", "requests (all counted once)",
             "steal"]  # fmt: skip
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in rows:
-        cells = [
+    cells = [
+        [
             f"{r['processes']:.0f}",
             f"{r['rate']:,.0f}",
             f"{r['achieved']:,.1f}",
@@ -172,7 +171,9 @@ def print_open(rows: list[dict[str, float]], args: argparse.Namespace) -> None:
             f"{r['requests']:,.0f} ({'yes' if r['exact'] else 'NO'})",
             f"{r['steal']:.0f} %",
         ]
-        print("| " + " | ".join(cells) + " |")
+        for r in rows
+    ]
+    print(table(cols, cells))
 
 
 def default_processes() -> str:
@@ -215,10 +216,8 @@ def main() -> int:
         "mock >5 ms late",
         "steady ok",
     ]
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in rows:
-        cells = [
+    cells = [
+        [
             f"{r['processes']:.0f}",
             f"{r['users']:.0f}",
             f"{r['offered']:,.0f}",
@@ -231,7 +230,9 @@ def main() -> int:
             f"{r['late']:.2f} %",
             f"{r['ok']:.0f}",
         ]
-        print("| " + " | ".join(cells) + " |")
+        for r in rows
+    ]
+    print(table(cols, cells))
     print_open(open_rows, args)
     return 0
 

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import WorkerRunner
 
 from llm_locust.locust import samples
 
@@ -76,5 +76,5 @@ def end_test(state: LLMState) -> None:
     runner: Any = state.environment.runner
     options = state.environment.parsed_options
     headless = options is not None and getattr(options, "headless", False)
-    if isinstance(runner, MasterRunner | WorkerRunner) or runner is not None:
+    if runner is not None:
         gevent.spawn(runner.quit if headless else runner.stop)

@@ -35,6 +35,7 @@ from llm_locust.locust import budget, samples
 from llm_locust.locust.timer import FINE_S, PreciseTimer
 
 if TYPE_CHECKING:
+    from llm_locust.locust.options import RunConfig
     from llm_locust.locust.state import LLMState
 
 logger = logging.getLogger("llm_locust")
@@ -56,16 +57,20 @@ def warmup_until_s(plan: RatePlan, seed: int, warmup_s: float, warmup_requests: 
     return math.inf if t is None else t
 
 
+def _open_loop_of(state: LLMState) -> tuple[RunConfig, RatePlan, int]:
+    """The test's config, its rate plan and the seed of its arrival sequence (an open loop's)."""
+    config = state.require_config()
+    plan = config.load.plan
+    assert plan is not None
+    return config, plan, config.workload.dataset.seed
+
+
 class OpenLoop:
     """This process's arrivals: dispatched on schedule, each one task of a pooled sender."""
 
     def __init__(self, state: LLMState) -> None:
-        config = state.require_config()
-        plan = config.load.plan
-        assert plan is not None
+        config, self.plan, self.seed = _open_loop_of(state)
         self.state = state
-        self.plan: RatePlan = plan
-        self.seed = config.workload.dataset.seed
         self.limit = config.load.max_requests
         self.warmup_requests = config.load.warmup_requests
         self.warmup_s = config.load.warmup_s
@@ -74,9 +79,7 @@ class OpenLoop:
         self.cap: int | None = None
         self.start_at = Checkpoint()
         self.in_flight = 0
-        self.sent = 0
         self.group = Group()
-        self.finished = Event()
         self._changed = Event()
         self._slot_freed = Event()
         self._loop: gevent.Greenlet | None = None
@@ -119,11 +122,6 @@ class OpenLoop:
             self._loop.kill(block=False)
             self._loop = None
         self.group.kill(block=True, timeout=5)
-        self.finished.set()
-
-    @property
-    def running(self) -> bool:
-        return self._loop is not None
 
     # -- dispatch -----------------------------------------------------------------------------
     def _takes(self, k: int) -> bool:
@@ -153,7 +151,6 @@ class OpenLoop:
         finally:
             self._timer.close()
             self._loop = None
-            self.finished.set()
             if self.on_finished is not None and not self._stopped:
                 self.on_finished()
 
@@ -186,7 +183,6 @@ class OpenLoop:
             self.warmup_s > 0 and due_perf_s < (self.origin_perf_s or 0.0) + self.warmup_s
         )
         self.in_flight += 1
-        self.sent += 1
         self.group.spawn(self._run, due_perf_s, label, warmup)
 
     def _run(self, due_perf_s: float, label: str, warmup: bool) -> None:
@@ -216,19 +212,15 @@ class RateControl:
     """On the test's owner: the schedule's start, its shares over the workers, its rate, its end."""
 
     def __init__(self, state: LLMState) -> None:
-        config = state.require_config()
-        plan = config.load.plan
-        assert plan is not None
+        config, self.plan, self.seed = _open_loop_of(state)
         self.state = state
-        self.plan: RatePlan = plan
-        self.seed = config.workload.dataset.seed
         self.cap = config.load.max_concurrency
         self.start_wall_s: float | None = None
         self.slots: dict[str, int] = {}
         self.ready: set[str] = set()
         self.last = Checkpoint()
         load = config.load
-        self.warmup_until_s = warmup_until_s(plan, self.seed, load.warmup_s, load.warmup_requests)
+        self.warmup_until_s = warmup_until_s(self.plan, self.seed, load.warmup_s, load.warmup_requests)
         self._watch: gevent.Greenlet | None = None
         self.ended = False  # the test stopped
 
@@ -347,7 +339,7 @@ def on_share(state: LLMState, data: dict[str, Any]) -> None:
         return  # not this test's (shares come only after this process said it was ready)
     share = Share(int(data["index"]), int(data["count"]), int(data["from_k"]))
     loop.replan(RatePlan.from_wire(data["plan"]))
-    if not loop.running and loop.origin_perf_s is None:
+    if loop.origin_perf_s is None:  # the first share: begin
         loop.on_finished = lambda: _say_done(state)
         at = Checkpoint(share.from_k, float(data["s"]))
         loop.begin(float(data["start_wall_s"]), share, data["cap"], at)
