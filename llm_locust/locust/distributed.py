@@ -47,6 +47,7 @@ def listen(environment: Any, state: LLMState) -> None:
 def on_report(state: LLMState, data: dict[str, Any]) -> None:
     data["llm_in_flight"] = state.in_flight
     data["llm_health"] = state.health.take_wire()
+    data["llm_peaks"] = state.peaks.take_wire()
     if not state.aggregate.empty:
         data["llm"] = state.aggregate.take_delta()
 
@@ -56,7 +57,11 @@ def worker_flush(state: LLMState) -> None:
     runner = state.environment.runner
     runner._send_stats()  # Locust's own rows too, before the master's 0.5 s quit window
     state.health.stop()
-    final = {"llm": state.aggregate.take_delta(), "llm_health": state.health.take_wire()}
+    final = {
+        "llm": state.aggregate.take_delta(),
+        "llm_health": state.health.take_wire(),
+        "llm_peaks": state.peaks.take_wire(),
+    }
     runner.send_message("llm_final", final)
 
 
@@ -73,6 +78,8 @@ def on_worker_report(state: LLMState, client_id: str, data: dict[str, Any]) -> N
         state.worker_in_flight[client_id] = int(data["llm_in_flight"])
     if "llm_health" in data:
         state.health.merge_wire(client_id, data["llm_health"])
+    if "llm_peaks" in data:
+        state.peaks.merge_wire(client_id, data["llm_peaks"])
     wire = data.get("llm")
     if wire is not None:
         state.workers_seen.add(client_id)

@@ -21,7 +21,8 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, MasterRun
 
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import AUTO
-from llm_locust.locust import distributed, openloop, progress, samples, webform, webui
+from llm_locust.locust import distributed, openloop, outputs, progress, samples, webform, webui
+from llm_locust.locust.bench_keys import bench_keys
 from llm_locust.locust.distributed import lost_workers
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
 from llm_locust.locust.options import add_arguments, config_from_options
@@ -78,10 +79,31 @@ def _fail(environment: Any, message: str) -> None:
         gevent.spawn(runner.stop)
 
 
+def _host_of_user_classes(environment: Any) -> None:
+    """A locustfile's ``host = ...`` where ``--host`` (or the config, or the environment) gave none,
+    as Locust's users expect. Our users share one host per test: user classes naming different
+    hosts need ``--host``."""
+    if environment.host:
+        return
+    hosts = {h for c in environment.user_classes if (h := getattr(c, "host", None))}
+    if len(hosts) == 1:
+        environment.host = hosts.pop()
+    elif len(hosts) > 1:
+        named = ", ".join(
+            f"{c.__name__}: {c.host}" for c in environment.user_classes if getattr(c, "host", None)
+        )
+        raise ConfigError(f"the user classes name different hosts ({named}): give --host")
+
+
 def _on_init(environment: Any, **_kw: Any) -> None:
     state = state_of(environment)
     runner = environment.runner
     options = environment.parsed_options
+    try:
+        _host_of_user_classes(environment)
+    except ConfigError as exc:
+        sys.stderr.write(f"llm-locust: error: {exc}\n")
+        sys.exit(1)
     if options is not None:
         state.key_binding = KeyBinding.at_startup(options.api_key, environment.host)
         if getattr(options, "llm_master_bound_locally", False) and isinstance(runner, MasterRunner):
@@ -103,7 +125,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
 
     if environment.web_ui is not None:
         webform.install(environment, state)
-        webui.install(environment, state)
+        webui.install(environment, state, functools.partial(_results, state))
 
     ev = environment.events
     ev.test_start.add_listener(lambda environment, **kw: _on_test_start(state))
@@ -255,6 +277,19 @@ def _results(state: LLMState) -> dict[str, Any]:
     config = state.require_config()
     results = report.results(state.aggregate, _metadata(state), state.timeseries.to_json())
     results["client"] = state.health.results(local=not isinstance(state.environment.runner, MasterRunner))
+    options = state.environment.parsed_options
+    vllm_keys = bench_keys(
+        results,
+        api=config.api,
+        model=config.model,
+        tokenizer=config.tokenizer,
+        load=config.load,
+        started_wall_s=state.started_at_wall_s,
+        peak_users=state.peak_users,
+        peaks=state.peaks,
+        profile=getattr(options, "profile", None),
+    )
+    results = {**vllm_keys, **results}  # first, where vLLM's files have them
     slo_report.attach(results, config.objectives, config.slo_per_level)
     return results
 
@@ -280,19 +315,14 @@ def _on_quit(state: LLMState) -> None:
     if state.ended_at_wall_s is None:
         state.ended_at_wall_s = time.time()
     results = _results(state)
-    print(report.format_summary(results), flush=True)
-    config = state.config
-    try:
-        if config.llm_json:
-            report.write_json(config.llm_json, results)
-        if config.llm_csv:
-            report.write_csv(config.llm_csv, results)
-        if config.llm_html:
-            from llm_locust.reports import html as html_report
-
-            html_report.write_html(config.llm_html, results)
-    except OSError as exc:
-        logger.error("cannot write LLM report: %s", exc)
+    # Locust's own end-of-run tables go to this logger (plain lines on stderr, and the web UI's log
+    # view), so that --json's stdout stays JSON and the summary follows Locust's tables
+    summary = report.format_summary(results)
+    logging.getLogger("locust.stats_logger").info("%s", summary)
+    options = state.environment.parsed_options
+    if options is not None and getattr(options, "logfile", None):
+        logger.info("%s", summary)  # --logfile: in the file too (Locust's tables stay on stderr)
+    outputs.write_reports(results, state.config, options)
 
 
 def installed_version(distribution: str) -> str:

@@ -19,7 +19,8 @@ from llm_locust.flavors.base import Flavor, RequestOptions
 from llm_locust.locust.health import Health
 from llm_locust.locust.keys import KeyBinding
 from llm_locust.locust.options import RunConfig
-from llm_locust.metrics.aggregate import Aggregate
+from llm_locust.metrics.aggregate import Aggregate, wall_time
+from llm_locust.metrics.peaks import Peaks
 from llm_locust.metrics.records import CANCELLED, RequestRecord
 from llm_locust.metrics.timeseries import TimeSeries
 from llm_locust.wire.urls import join_path
@@ -53,6 +54,7 @@ class LLMState:
         self.aggregate = Aggregate()
         self.timeseries = TimeSeries()
         self.health = Health()
+        self.peaks = Peaks()  # per-second tokens and in-flight peaks (vLLM's max_* results)
         self.level: str | None = None
         self.in_flight = 0
         self.peak_users = 0
@@ -179,6 +181,7 @@ class LLMState:
         self._warmup_excluded_at_sample = 0
         self.aggregate.reset()
         self.timeseries.reset()
+        self.peaks.reset()
         self.health.reset()
 
     def set_level(self, label: Any) -> None:
@@ -223,6 +226,8 @@ class LLMState:
             self.aggregate.counts["warmup_excluded"] += 1
             return
         self.aggregate.record(rec, self.level if level is None else level)
+        if rec.ok:
+            self.peaks.record(rec, wall_time(rec.sent_at_s))
         if rec.outcome == CANCELLED:
             return  # not a success, not a server failure: reported as 'cancelled' by our summary
         env = self.environment

@@ -195,6 +195,7 @@ class LLMUser(User):
         if arrival is None and not self._take_budget():
             raise StopUser()  # --max-requests: this process sent its share
         state.in_flight += 1
+        state.peaks.note_in_flight(state.in_flight)
         text = ""
         level: str | None = None
         warmup: bool | None = None

@@ -11,7 +11,9 @@ What it adds (``<base>`` is ``--web-base-path``, usually empty):
   ``["extended_tables"]`` as their tables; the rows come from ``extended_stats`` in the
   ``/stats/requests`` JSON, which the UI polls every 2 s. An ``after_request`` hook adds them.
 - ``<base>/llm/stats/csv``: that table as CSV, listed in the "Download Data" tab
-  (``["extended_csv_files"]``).
+  (``["extended_csv_files"]``), with ``<base>/llm/results.json`` and ``<base>/llm/report.html``: the
+  current run's results and HTML report, as ``--llm-json`` and ``--llm-html`` would write them now
+  (made in memory: nothing is read or written on the machines).
 - ``<base>/llm/charts``: TTFT p50/p95, TPOT p50/p95, output tok/s of all streams, users and requests
   in flight over time; the page polls ``<base>/llm/timeseries?since=T`` (the points after Unix time
   ``T``) every 2 s and extends its plots. plotly.js comes from ``<base>/llm/plotly.min.js`` (the copy
@@ -40,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from llm_locust.errors import ConfigError
@@ -182,9 +185,10 @@ def points_since(state: LLMState, since_s: float) -> dict[str, Any]:
 
 
 # -- Flask wiring ------------------------------------------------------------------------------
-def install(environment: Any, state: LLMState) -> None:
+def install(environment: Any, state: LLMState, results: Callable[[], dict[str, Any]]) -> None:
     """Add the LLM tab, its CSV, the charts page and their routes to ``environment.web_ui``
-    (idempotent; call before the web UI serves its first request)."""
+    (idempotent; call before the web UI serves its first request). ``results`` gives the current
+    run's results (what --llm-json would write now), for the "Download Data" tab."""
     web_ui = environment.web_ui
     if web_ui is None or getattr(web_ui, "llm_locust_installed", False):
         return
@@ -200,6 +204,8 @@ def install(environment: Any, state: LLMState) -> None:
     args.setdefault("extended_csv_files", []).extend(
         [
             {"href": "./llm/stats/csv", "title": "Download LLM statistics CSV"},
+            {"href": "./llm/results.json", "title": "Download LLM results JSON (what --llm-json writes)"},
+            {"href": "./llm/report.html", "title": "Download LLM HTML report (what --llm-html writes)"},
             {"href": "./llm/charts", "title": "LLM live charts (a page: TTFT, TPOT, tok/s over time)"},
         ]
     )
@@ -256,6 +262,26 @@ def install(environment: Any, state: LLMState) -> None:
     def stats_csv() -> Response:
         resp = Response(table_csv(state), mimetype="text/csv")
         resp.headers["Content-Disposition"] = f"attachment;filename=llm_stats_{int(time.time())}.csv"
+        return resp
+
+    @bp.route("/results.json")
+    @auth
+    def results_json() -> Response:
+        if state.config is None:
+            return Response("no test has started yet: start one, then download its results", status=404)
+        resp = Response(orjson.dumps(results(), option=orjson.OPT_INDENT_2), mimetype="application/json")
+        resp.headers["Content-Disposition"] = f"attachment;filename=llm_results_{int(time.time())}.json"
+        return resp
+
+    @bp.route("/report.html")
+    @auth
+    def report_html() -> Response:
+        if state.config is None:
+            return Response("no test has started yet: start one, then download its report", status=404)
+        from llm_locust.reports import html as html_report
+
+        resp = Response(html_report.render(results()), mimetype="text/html")
+        resp.headers["Content-Disposition"] = f"attachment;filename=llm_report_{int(time.time())}.html"
         return resp
 
     app.register_blueprint(bp)

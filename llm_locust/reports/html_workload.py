@@ -33,7 +33,7 @@ def checks_html(res: Mapping[str, Any]) -> str:
 def slo_items(res: Mapping[str, Any]) -> list[str]:
     """Goodput and each --slo objective's verdict (a missed one in red), as list items."""
     items = []
-    if "request_goodput" in res:
+    if res.get("request_goodput") is not None:
         items.append(f"<li>Goodput: {res['request_goodput']:.2f} good req/s, {res['goodput_share']:.1%} of "
                      "finished requests met every --goodput bound</li>")  # fmt: skip
     slo = res.get("slo") or {}

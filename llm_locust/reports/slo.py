@@ -56,7 +56,7 @@ def _value(measured: float | None) -> str:
 
 def lines(res: dict[str, Any]) -> list[str]:
     out: list[str] = []
-    if "request_goodput" in res:
+    if res.get("request_goodput") is not None:
         out.append(f"Goodput: {res['request_goodput']:.2f} req/s; {res['goodput_share']:.1%} of finished "
                    "requests met every --goodput bound")  # fmt: skip
     slo = res.get("slo")

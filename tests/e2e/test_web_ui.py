@@ -71,6 +71,13 @@ def test_llm_rows_live_in_the_web_ui(tmp_path: Path, mock_engine) -> None:
         page = get(f"http://127.0.0.1:{port}/").decode()
         assert "max_tokens" in page and "extra_body" in page  # our options are in the start form
         assert "sk-do-not-show-42" not in page
+        # "Download Data": the current run's results and HTML report, made in memory
+        assert "./llm/results.json" in page and "./llm/report.html" in page
+        results = json.loads(get(f"http://127.0.0.1:{port}/llm/results.json"))
+        assert results["completed"] >= 1 and results["metadata"]["end_time"] is None  # still running
+        report = get(f"http://127.0.0.1:{port}/llm/report.html").decode()
+        assert report.startswith("<!DOCTYPE html>")
+        assert "sk-do-not-show-42" not in report + json.dumps(results)
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
