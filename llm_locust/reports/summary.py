@@ -33,7 +33,7 @@ from llm_locust.reports import workload
 def iso(wall_s: float | None) -> str | None:
     if wall_s is None:
         return None
-    return dt.datetime.fromtimestamp(wall_s, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(wall_s, tz=dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _metric_keys(metric: Metric, h: Histogram) -> dict[str, Any]:
