@@ -326,6 +326,7 @@ def _metadata(state: LLMState) -> dict[str, Any]:
         "options": config.public(),
         "dataset": state.dataset.info.to_json() if state.dataset is not None else None,
         "user_classes": sorted(c.__name__ for c in env.user_classes),
+        "reader": reactor.reader_info(),
         "llm_locust_version": installed_version("llm-locust"),
         "locust_version": installed_version("locust"),
         "notes": list(state.notes),
