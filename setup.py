@@ -39,8 +39,10 @@ if sys.platform.startswith("linux"):
     )
 
 setup(
-    packages=[*find_packages(include=["llm_locust", "llm_locust.*"]), "llm_locust.data", "llm_locust.locustfiles"],
+    packages=sorted({*find_packages(include=["llm_locust", "llm_locust.*"]), *PACKAGE_DATA}),
     package_dir={"llm_locust.locustfiles": "locustfiles"},
     package_data=PACKAGE_DATA,
+    # compiled into the .so; the sdist keeps them
+    exclude_package_data={"llm_locust._native": ["*.c", "*.h"]},
     ext_modules=ext_modules,
 )

@@ -98,6 +98,7 @@ def test_wheel_holds_the_package_data_and_compiled_reader_but_no_tests(installed
         assert name in names, name
     assert any(n.startswith("llm_locust/_native/_speedups.") and n.endswith(".so") for n in names)
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert not [n for n in names if n.endswith((".c", ".h"))]  # compiled in; the sdist has them
     assert not [n for n in names if n.split("/")[0] in ("tests", "bench", "fuzz", "locustfiles", "docker")]
 
 
@@ -127,16 +128,16 @@ def test_version_and_dependencies_come_from_the_wheel(installed: Installed) -> N
 
 def test_demo_runs_from_the_wheel_outside_the_checkout(installed: Installed) -> None:
     results = installed.run_dir / "demo.json"
-    demo = [str(installed.venv / "bin" / "llm-locust"), "demo", "--levels", "1,2", "--level-duration", "2"]
+    demo = [str(installed.venv / "bin" / "llm-locust"), "demo", "--levels", "1,2", "--level-duration", "3"]
     out = installed.run(*demo, "--llm-json", str(results))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert str(installed.venv / "lib") in out.stdout  # -f the locustfile shipped in the package
     summary = out.stdout[out.stdout.index("=== llm-locust results ===") :]
-    assert "Failed requests:                            0" in summary
-    assert "Stream reader:                              compiled (C, llm_locust._native)" in summary
-    assert "WARNING: the compiled" not in summary
+    assert "Failed requests:                            0" in summary, summary
+    assert "Stream reader:                              compiled (C, llm_locust._native)" in summary, summary
+    assert "WARNING: the compiled" not in summary, summary
     levels = [ln.split()[0] for ln in summary.split("users     ok", 1)[1].splitlines()[1:3]]
-    assert levels == ["1", "2"]
+    assert levels == ["1", "2"], summary
     meta = json.loads(results.read_text())["metadata"]
     assert meta["reader"] == {"in_use": "compiled", "requested": "auto", "compiled_built": True}
     assert meta["llm_locust_version"] == llm_locust.__version__
@@ -144,9 +145,9 @@ def test_demo_runs_from_the_wheel_outside_the_checkout(installed: Installed) -> 
     # installed where no C compiler was: the summary says so and warns
     (so,) = (installed.venv / "lib").glob("python*/site-packages/llm_locust/_native/_speedups.*.so")
     so.unlink()
-    out = installed.run(*demo[:2], "--levels", "1", "--level-duration", "1")
+    out = installed.run(*demo[:2], "--levels", "1", "--level-duration", "2")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "Stream reader:                              reactor (Python)" in out.stdout
+    assert "Stream reader:                              reactor (Python)" in out.stdout, out.stdout
     assert (
         "WARNING: the compiled stream reader is not built (no C compiler when llm-locust was installed; "
         "reinstall with gcc present): fewer streams per client core"
