@@ -327,7 +327,7 @@ def _metadata(state: LLMState) -> dict[str, Any]:
         "options": config.public(),
         "dataset": state.dataset.info.to_json() if state.dataset is not None else None,
         "user_classes": sorted(c.__name__ for c in env.user_classes),
-        "reader": reactor.reader_info(),
+        "reader": state.health.reader(local=not isinstance(runner, MasterRunner)),
         "llm_locust_version": llm_locust.__version__,
         "locust_version": installed_version("locust"),
         "notes": list(state.notes),

@@ -313,7 +313,9 @@ def reader_lines(reader: dict[str, Any] | None, w: int) -> list[str]:
     if not reader:  # a results file from before the key existed
         return []
     used = reader["in_use"]
-    lines = [f"{'Stream reader:':<{w}}{used} ({_READER_KINDS.get(used, '?')})"]
+    n, without = reader.get("processes", 1), reader.get("without_compiled", 0)
+    where = f" in {without} of {n} processes" if n > 1 and used != "compiled" else ""
+    lines = [f"{'Stream reader:':<{w}}{used} ({_READER_KINDS.get(used, '?')}){where}"]
     if used == "compiled":
         return lines
     if not reader["compiled_built"]:

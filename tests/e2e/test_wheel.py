@@ -140,7 +140,10 @@ def test_demo_runs_from_the_wheel_outside_the_checkout(installed: Installed) -> 
     levels = [ln.split()[0] for ln in summary.split("users     ok", 1)[1].splitlines()[1:3]]
     assert levels == ["1", "2"], summary
     meta = json.loads(results.read_text())["metadata"]
-    assert meta["reader"] == {"in_use": "compiled", "requested": "auto", "compiled_built": True}
+    assert meta["reader"] == {
+        "in_use": "compiled", "requested": "auto", "compiled_built": True,
+        "processes": 1, "without_compiled": 0,
+    }  # fmt: skip
     assert meta["llm_locust_version"] == llm_locust.__version__
 
     # installed where no C compiler was: the summary says so and warns

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from llm_locust._native import speedups
+from llm_locust.locust.health import Health
 from llm_locust.reports.summary import reader_lines
 from llm_locust.wire import reactor
 
@@ -50,3 +51,36 @@ def test_a_missing_compiled_reader_is_a_warning_that_says_how_to_get_it() -> Non
 
 def test_results_from_before_the_reader_was_recorded_still_summarize() -> None:
     assert reader_lines(None, 16) == []
+
+
+@pytest.mark.usefixtures("restore_reader")
+def test_a_master_reports_the_workers_readers_and_warns_for_the_one_without_the_compiled() -> None:
+    """On a master the workers' choices count (a worker host may lack the compiler), not its own."""
+    master = Health()
+    reactor.choose_reader("auto")
+    master.merge_wire("w1", Health().take_wire())
+    master.merge_wire("w2", {**Health().take_wire(), "reader": {"in_use": "reactor", "requested": "auto",
+                                                                "compiled_built": False}})  # fmt: skip
+    reader = master.reader(local=False)
+    assert reader == {
+        "in_use": "reactor", "requested": "auto", "compiled_built": False,
+        "processes": 2, "without_compiled": 1,
+    }  # fmt: skip
+    first, warning = reader_lines(reader, 16)
+    assert first == "Stream reader:  reactor (Python) in 1 of 2 processes"
+    assert warning.startswith("WARNING: the compiled stream reader is not built")
+    everywhere = Health()
+    everywhere.merge_wire("w1", Health().take_wire())
+    everywhere.merge_wire("w2", Health().take_wire())
+    assert reader_lines(everywhere.reader(local=False), 16) == [
+        "Stream reader:  compiled (C, llm_locust._native)"
+    ]
+
+
+@pytest.mark.usefixtures("restore_reader")
+def test_a_local_run_reports_its_own_reader() -> None:
+    reactor.choose_reader("reactor")
+    assert Health().reader(local=True) == {
+        "in_use": "reactor", "requested": "reactor", "compiled_built": True,
+        "processes": 1, "without_compiled": 1,
+    }  # fmt: skip
