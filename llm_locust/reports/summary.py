@@ -33,7 +33,7 @@ from llm_locust.reports import workload
 def iso(wall_s: float | None) -> str | None:
     if wall_s is None:
         return None
-    return dt.datetime.fromtimestamp(wall_s, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(wall_s, tz=dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _metric_keys(metric: Metric, h: Histogram) -> dict[str, Any]:
@@ -193,6 +193,7 @@ def format_summary(res: dict[str, Any]) -> str:
         f"{'Concurrency (mean requests in flight):':<{w}}{res['concurrency']:.2f}",
         *_load_lines(res, w),
         *_client_lines(res.get("client"), w),
+        *reader_lines(meta.get("reader"), w),
         f"{'Output tokens counted by:':<{w}}"
         + (", ".join(f"{k} {v}" for k, v in res["output_tokens_source"].items()) or "-"),
     ]
@@ -298,6 +299,30 @@ def _client_lines(client: dict[str, Any] | None, w: int) -> list[str]:
         lines.append(f"{'Responses read by (reader, count):':<{w}}{text}")
     note = warning(client)
     return [*lines, note] if note else lines
+
+
+_READER_KINDS = {
+    "compiled": "C, llm_locust._native",
+    "reactor": "Python",
+    "greenlet": "Python, a greenlet per stream",
+}
+
+
+def reader_lines(reader: dict[str, Any] | None, w: int) -> list[str]:
+    """Which stream reader the run used (``metadata.reader``), and a warning when not the compiled one."""
+    if not reader:  # a results file from before the key existed
+        return []
+    used = reader["in_use"]
+    n, without = reader.get("processes", 1), reader.get("without_compiled", 0)
+    where = f" in {without} of {n} processes" if n > 1 and used != "compiled" else ""
+    lines = [f"{'Stream reader:':<{w}}{used} ({_READER_KINDS.get(used, '?')}){where}"]
+    if used == "compiled":
+        return lines
+    if not reader["compiled_built"]:
+        why = "is not built (no C compiler when llm-locust was installed; reinstall with gcc present)"
+    else:
+        why = f"was not used (LLM_LOCUST_READER={reader['requested']})"
+    return [*lines, f"WARNING: the compiled stream reader {why}: fewer streams per client core"]
 
 
 def format_levels(levels: list[dict[str, Any]]) -> str:

