@@ -66,11 +66,14 @@ def delta_of(kind: str, obj: Any, data: str) -> Delta:
     if kind == "message_start":
         message = obj.get("message")
         usage = message.get("usage") if isinstance(message, dict) else None
+        rid = message.get("id") if isinstance(message, dict) else None
+        rid = rid if isinstance(rid, str) and rid else None  # msg_...
         if not isinstance(usage, dict):
-            return EMPTY
+            return EMPTY if rid is None else Delta(response_id=rid)
         return Delta(
             prompt_tokens=count(usage.get("input_tokens")),
             cached_tokens=count(usage.get("cache_read_input_tokens")),
+            response_id=rid,
         )
     if kind == "message_delta":
         delta = obj.get("delta")

@@ -60,6 +60,9 @@ class Delta(NamedTuple):
     #: the server's own timing, as it sent it (llama.cpp's ``timings``, Ollama's durations)
     timings: dict[str, Any] | None = None
     done: bool = False  # the flavor's normal end of stream (Ollama done, message_stop, ...)
+    #: the server's id of its answer, from the events that carry one and are not plain text chunks
+    #: (those are most events: the id is taken once, from the first other one)
+    response_id: str | None = None
 
 
 EMPTY = Delta()

@@ -21,7 +21,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, MasterRun
 
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import AUTO
-from llm_locust.locust import distributed, openloop, progress, samples, webform, webui
+from llm_locust.locust import distributed, openloop, progress, requestlog, samples, webform, webui
 from llm_locust.locust.distributed import lost_workers
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
 from llm_locust.locust.options import add_arguments, config_from_options
@@ -195,6 +195,7 @@ def _start_test(state: LLMState) -> None:
         _fail(env, str(exc))
         return
     try:
+        requestlog.start(state)
         openloop.start(state)
     except ConfigError as exc:
         _fail(env, str(exc))
@@ -293,6 +294,7 @@ def _on_quit(state: LLMState) -> None:
             html_report.write_html(config.llm_html, results)
     except OSError as exc:
         logger.error("cannot write LLM report: %s", exc)
+    requestlog.close(state, results["metadata"])
 
 
 def installed_version(distribution: str) -> str:
