@@ -159,7 +159,10 @@ def delta_of(obj: Any, data: str) -> Delta:
         prompt_tokens=prompt_tokens,
         cached_tokens=cached,
         timings=timings,
-        response_id=rid,
+        # not on a plain text chunk: it must decode as plain_content's Delta(content=...) does
+        response_id=None
+        if content and not reasoning and finish is None and not usage and not timings
+        else rid,
     )
 
 

@@ -96,7 +96,8 @@ def delta_of(obj: Any, data: str) -> Delta:
         prompt_tokens=inp,
         cached_tokens=cached,
         timings=timings,
-        response_id=rid,
+        # not on a plain text chunk: it must decode as plain_content's Delta(content=...) does
+        response_id=None if text and finish is None and usage is None and timings is None else rid,
     )
 
 
