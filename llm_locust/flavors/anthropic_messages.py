@@ -27,7 +27,7 @@ from llm_locust.flavors.base import (
     load_json,
     text_of,
 )
-from llm_locust.flavors.openai_chat import openai_models
+from llm_locust.flavors.openai_chat import openai_models, response_id
 
 PATH = "/v1/messages"
 VERSION = "2023-06-01"
@@ -146,6 +146,7 @@ class AnthropicMessages:
             reason if isinstance(reason, str) else None,
             count(usage.get("output_tokens")),
             count(usage.get("input_tokens")),
+            response_id(obj),  # msg_...
         )
 
     def models(self, obj: Any) -> list[str]:

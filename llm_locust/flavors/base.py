@@ -77,6 +77,7 @@ class Completion(NamedTuple):
     finish_reason: str | None
     completion_tokens: int | None
     prompt_tokens: int | None
+    response_id: str | None = None  # the answer's top-level ``id``, where the API has one
 
 
 @dataclass(frozen=True)

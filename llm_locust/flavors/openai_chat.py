@@ -205,7 +205,8 @@ def completion_of(obj: Any) -> Completion | None:
     if isinstance(usage, dict):
         out, inp = count(usage.get("completion_tokens")), count(usage.get("prompt_tokens"))
     finish = choices[0].get("finish_reason")
-    return Completion(content, reasoning, finish if isinstance(finish, str) else None, out, inp)
+    finish = finish if isinstance(finish, str) else None
+    return Completion(content, reasoning, finish, out, inp, response_id(obj))
 
 
 def llama_cpp_timings(raw: Mapping[str, Any]) -> ServerTimings | None:

@@ -156,6 +156,7 @@ class OpenAICompletions:
             finish if isinstance(finish, str) else None,
             count(usage.get("completion_tokens")),
             count(usage.get("prompt_tokens")),
+            response_id(obj),
         )
 
     def models(self, obj: Any) -> list[str]:

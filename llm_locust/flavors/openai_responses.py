@@ -160,7 +160,8 @@ class OpenAIResponses:
         text, reasoning = _output_text(obj)
         out, inp, _cached = _usage(obj)
         status = obj.get("status")
-        return Completion(text, reasoning, status if isinstance(status, str) else None, out, inp)
+        finish = status if isinstance(status, str) else None
+        return Completion(text, reasoning, finish, out, inp, _response_id(obj))
 
     def models(self, obj: Any) -> list[str]:
         return openai_models(obj)

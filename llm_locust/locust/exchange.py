@@ -170,12 +170,13 @@ class Exchange:
         self.record_cancelled = record_cancelled
         self.request_id = new_request_id()
         self._reading: _Reading | None = None
+        self._whole_id: str | None = None  # the id of a whole (not streamed) answer
 
     @property
     def response_id(self) -> str | None:
-        """The server's id of its answer, once its stream said it."""
+        """The server's id of its answer, once its stream (or its whole answer) said it."""
         reading = self._reading
-        return None if reading is None else reading.response_id
+        return self._whole_id if reading is None else reading.response_id
 
     def run(self) -> tuple[RequestRecord, str]:
         """Send the request (with :attr:`request_id` as ``x-request-id``, unless the request has that
@@ -286,6 +287,7 @@ class Exchange:
         if completion is None:
             detail = answer.not_a_stream_detail(status, media, body[: answer.PREFIX_BYTES])
             return timer.finish("not_a_stream", detail[:300]), ""
+        self._whole_id = completion.response_id
         text = completion.content or completion.reasoning
         if not text:
             return timer.finish("empty", "a whole (not streamed) answer without any generated text"), ""

@@ -113,10 +113,11 @@ def test_the_url_never_carries_credentials() -> None:
 def test_the_servers_answer_id_is_kept_per_flavor(setup: Any, prefix: str | None) -> None:
     user, server, _seen = setup
     first, second = user.chat(), user.chat()
-    assert first.ok and second.ok
-    assert server.request_ids == [first.request_id, second.request_id]
+    whole = user.chat(stream=False)  # a server that answers in one JSON body
+    assert first.ok and second.ok and whole.ok and not whole.streamed
+    assert server.request_ids == [first.request_id, second.request_id, whole.request_id]
     if prefix is None:
-        assert first.response_id is None
+        assert first.response_id is whole.response_id is None
     else:
-        assert first.response_id.startswith(prefix) and second.response_id.startswith(prefix)
-        assert first.response_id != second.response_id
+        assert all(r.response_id and r.response_id.startswith(prefix) for r in (first, second, whole))
+        assert len({first.response_id, second.response_id, whole.response_id}) == 3
