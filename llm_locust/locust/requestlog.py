@@ -34,7 +34,7 @@ logger = logging.getLogger("llm_locust")
 
 #: seconds between two flushes at most
 FLUSH_S = 1.0
-#: records waiting that wake the flusher before FLUSH_S
+#: records waiting that wake the flusher before FLUSH_S; also the most lines in one write or message
 BATCH = 512
 #: records encoded between two yields to the event loop
 SLICE = 32
@@ -77,8 +77,10 @@ class RequestLog:
         """Encode and write (or send) what is pending; with ``yielding``, give the event loop a turn
         after each slice."""
         with self._lock:
-            while self._pending:
-                batch, self._pending = self._pending, []
+            pending = self._pending
+            while pending:  # at most BATCH lines a write or a message to the master
+                batch = pending[:BATCH]
+                del pending[:BATCH]
                 chunks = []
                 for start in range(0, len(batch), SLICE):
                     chunks.append(self._encode(batch[start : start + SLICE]))

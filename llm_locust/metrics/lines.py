@@ -87,11 +87,11 @@ def from_line(obj: Any) -> tuple[RequestRecord, str | None, bool, float]:
             detail=str(obj["detail"]),
             sent_at_s=float(obj["sent_at_s"]),
             ended_at_s=float(obj["ended_at_s"]),
-            ttfb_ms=_ms(obj["ttfb_ms"]),
-            ttft_ms=_ms(obj["ttft_ms"]),
-            ttfvt_ms=_ms(obj["ttfvt_ms"]),
-            e2e_ms=_ms(obj["e2e_ms"]),
-            done_ms=_ms(obj["done_ms"]),
+            ttfb_ms=_float(obj["ttfb_ms"]),
+            ttft_ms=_float(obj["ttft_ms"]),
+            ttfvt_ms=_float(obj["ttfvt_ms"]),
+            e2e_ms=_float(obj["e2e_ms"]),
+            done_ms=_float(obj["done_ms"]),
             itl_ms=itl,
             text_events=int(obj["text_events"]),
             output_tokens=int(obj["output_tokens"]),
@@ -106,7 +106,7 @@ def from_line(obj: Any) -> tuple[RequestRecord, str | None, bool, float]:
             cached_input_tokens=_int(obj["cached_input_tokens"]),
             expected_input_tokens=_int(obj["expected_input_tokens"]),
             requested_output_tokens=_int(obj["requested_output_tokens"]),
-            scheduled_at_s=_ms(obj["scheduled_at_s"]),
+            scheduled_at_s=_float(obj["scheduled_at_s"]),
             request_id=str(obj["request_id"]),
             response_id=obj["response_id"],
         )
@@ -124,7 +124,7 @@ def _str(value: Any, name: str) -> str:
     return value
 
 
-def _ms(value: Any) -> float | None:
+def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 

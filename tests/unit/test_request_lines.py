@@ -178,12 +178,13 @@ def test_a_workers_flush_sends_what_the_flusher_had_taken_too() -> None:
     recs = [_record(rng) for _ in range(BATCH + 100)]
     for rec in recs:
         log.add(rec, "2", False)  # BATCH reached: the flusher is woken
-    while log._pending:  # until the flusher has taken the batch: it encodes it, yielding between slices
+    while len(log._pending) == len(recs):  # until the flusher has taken a batch: it encodes it, yielding
         gevent.sleep(0)
     assert not sent  # mid-batch
     log.flush()
     ids = [orjson.loads(x)["request_id"] for data in sent for x in data.splitlines()]
     assert ids == [r.request_id for r in recs]
     assert log.lines == len(recs)
+    assert max(len(data.splitlines()) for data in sent) <= BATCH  # a bounded message
     log.close(None)
     assert len(ids) == len(recs)
