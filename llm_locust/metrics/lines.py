@@ -80,8 +80,6 @@ def from_line(obj: Any) -> tuple[RequestRecord, str | None, bool, float]:
     if obj.get("v") != VERSION:
         raise BadLine(f"line format version {obj.get('v')!r}; this llm-locust reads version {VERSION}")
     try:
-        server = obj["server"]
-        itl = array("d", obj["itl_ms"])
         rec = RequestRecord(
             outcome=_str(obj["outcome"], "outcome"),
             detail=str(obj["detail"]),
@@ -92,7 +90,7 @@ def from_line(obj: Any) -> tuple[RequestRecord, str | None, bool, float]:
             ttfvt_ms=_float(obj["ttfvt_ms"]),
             e2e_ms=_float(obj["e2e_ms"]),
             done_ms=_float(obj["done_ms"]),
-            itl_ms=itl,
+            itl_ms=array("d", obj["itl_ms"]),
             text_events=int(obj["text_events"]),
             output_tokens=int(obj["output_tokens"]),
             output_tokens_source=_str(obj["output_tokens_source"], "output_tokens_source"),
@@ -100,7 +98,7 @@ def from_line(obj: Any) -> tuple[RequestRecord, str | None, bool, float]:
             input_tokens_source=_str(obj["input_tokens_source"], "input_tokens_source"),
             tokenizer_output_tokens=_int(obj["tokenizer_output_tokens"]),
             streamed=bool(obj["streamed"]),
-            server=None if server is None else ServerTimings(**{k: server.get(k) for k in _SERVER_FIELDS}),
+            server=_server(obj["server"]),
             turn=int(obj["turn"]),
             finish_reason=obj["finish_reason"],
             cached_input_tokens=_int(obj["cached_input_tokens"]),
@@ -122,6 +120,10 @@ def _str(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise BadLine(f"{name!r} is {value!r}, not a string")
     return value
+
+
+def _server(value: Any) -> ServerTimings | None:
+    return None if value is None else ServerTimings(**{k: value.get(k) for k in _SERVER_FIELDS})
 
 
 def _float(value: Any) -> float | None:

@@ -22,8 +22,8 @@ class RequestsFileError(Exception):
 
 
 def is_requests_file(path: str) -> bool:
-    """Whether ``path`` holds request lines (its first line is a whole JSON object with an
-    ``outcome`` or the run's line) rather than a results file (one JSON object over many lines)."""
+    """Whether ``path`` holds request lines (its first line is a whole JSON object, not a results
+    object) rather than a results file (one JSON object over many lines, as --llm-json writes it)."""
     try:
         with open(path, "rb") as f:
             first = f.readline(_TAIL_BYTES)
@@ -33,7 +33,7 @@ def is_requests_file(path: str) -> bool:
         obj = orjson.loads(first)
     except orjson.JSONDecodeError:
         return path.endswith(".jsonl")
-    return isinstance(obj, dict) and ("outcome" in obj or RUN_KEY in obj)
+    return isinstance(obj, dict) and not ("completed" in obj and "metadata" in obj)
 
 
 def run_line(path: str) -> dict[str, Any] | None:

@@ -125,7 +125,7 @@ def test_a_malformed_line_is_named_by_its_number(tmp_path: Path, capsys: pytest.
     good = orjson.dumps(to_line(_record(random.Random(4)), None, False, "local", 0.0))
     path = tmp_path / "r.jsonl"
     path.write_bytes(good + b"\n" + good + b"\n" + b'{"v": 1, "outcome": "ok"}\n')
-    with pytest.raises(RequestsFileError, match=r"r.jsonl line 3: no 'server' field"):
+    with pytest.raises(RequestsFileError, match=r"r.jsonl line 3: no 'detail' field"):
         rebuild(str(path))
     path.write_bytes(good + b"\n" + good[:40] + b"\n")
     assert cli.main(["report", str(path)]) == 2
@@ -149,6 +149,12 @@ def test_report_writes_json_and_csv_from_lines(tmp_path: Path, capsys: pytest.Ca
     assert "Successful requests:" in capsys.readouterr().out
     assert orjson.loads((tmp_path / "o.json").read_bytes())["completed"] == 9
     assert (tmp_path / "o.csv").read_text().startswith("metric,unit,count")
+    # a results file, indented (as --llm-json writes it) or on one line, is read as results
+    compact = tmp_path / "compact.json"
+    compact.write_bytes(orjson.dumps(orjson.loads((tmp_path / "o.json").read_bytes())))
+    for results_file in (tmp_path / "o.json", compact):
+        assert cli.main(["report", str(results_file)]) == 0
+        assert "Successful requests:" in capsys.readouterr().out
 
 
 # -- the writer ----------------------------------------------------------------------------------
