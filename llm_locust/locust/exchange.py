@@ -36,10 +36,7 @@ _DRAIN_AFTER_DONE_S = 1.0
 REQUEST_ID_HEADER = "x-request-id"
 
 _request_ids: list[Any] = []  # [prefix, counter] of this process, made at its first request
-
-
-def _forget_request_ids() -> None:
-    _request_ids.clear()
+_fork_hook: list[bool] = []
 
 
 def new_request_id() -> str:
@@ -47,9 +44,9 @@ def new_request_id() -> str:
     bits, made again in a forked child) and a counter; a fraction of a microsecond per request."""
     ids = _request_ids
     if not ids:
-        if not hasattr(new_request_id, "_fork_hook"):
-            os.register_at_fork(after_in_child=_forget_request_ids)
-            new_request_id._fork_hook = True  # type: ignore[attr-defined]
+        if not _fork_hook:
+            os.register_at_fork(after_in_child=_request_ids.clear)
+            _fork_hook.append(True)
         ids += [os.urandom(6).hex(), itertools.count(1)]
     return f"{ids[0]}-{next(ids[1])}"
 

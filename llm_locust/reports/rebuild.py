@@ -84,6 +84,12 @@ def rebuild(path: str) -> dict[str, Any]:
         raise RequestsFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not requests:
         raise RequestsFileError(f"{path} has no request lines")
-    meta = dict(metadata) if metadata is not None else {"notes": []}
-    meta["rebuilt_from"] = os.path.basename(path)
+    meta = dict(metadata) if metadata is not None else {}
+    name = os.path.basename(path)
+    meta["rebuilt_from"] = name
+    note = f"rebuilt from the {requests} request lines of {name} (no over-time series or client health)"
+    if metadata is None:
+        note += "; it has no run line (the run did not reach its quit): host, model and options unknown"
+        meta.update(host="unknown", model="unknown")
+    meta["notes"] = [*meta.get("notes", []), note]
     return results(agg, meta)

@@ -146,7 +146,9 @@ def test_report_writes_json_and_csv_from_lines(tmp_path: Path, capsys: pytest.Ca
         cli.main(["report", str(path), "--json", str(tmp_path / "o.json"), "--csv", str(tmp_path / "o.csv")])
         == 0
     )
-    assert "Successful requests:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Successful requests:" in out
+    assert "rebuilt from the 9 request lines of r.jsonl" in out and "no run line" in out  # a cut-off run
     assert orjson.loads((tmp_path / "o.json").read_bytes())["completed"] == 9
     assert (tmp_path / "o.csv").read_text().startswith("metric,unit,count")
     # a results file, indented (as --llm-json writes it) or on one line, is read as results
