@@ -1,5 +1,6 @@
 """``llm-locust``: ``mock`` (the built-in engine), ``demo`` (mock + the seed ladder, short),
-``compare`` (results files side by side) and ``report`` (summary and HTML from a results file)."""
+``compare`` (results files side by side) and ``report`` (summary, JSON, CSV and HTML from a results
+file, or from the request lines of ``--llm-requests``)."""
 
 from __future__ import annotations
 
