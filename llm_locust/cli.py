@@ -1,5 +1,6 @@
 """``llm-locust``: ``mock`` (the built-in engine), ``demo`` (mock + the seed ladder, short),
-``compare`` (results files side by side) and ``report`` (summary and HTML from a results file)."""
+``compare`` (results files side by side) and ``report`` (summary, JSON, CSV and HTML from a results
+file, or from the request lines of ``--llm-requests``)."""
 
 from __future__ import annotations
 
@@ -158,21 +159,43 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "report",
         allow_abbrev=False,
-        help="Print the summary of a results file; --html writes its HTML report",
+        help="Print the summary of a results file, or of the results rebuilt from a --llm-requests "
+        "file; --html, --json, --csv write them",
     )
-    r.add_argument("file", metavar="RESULTS.json", help="A results file written by --llm-json")
+    r.add_argument(
+        "file",
+        metavar="RESULTS.json|REQUESTS.jsonl",
+        help="A results file written by --llm-json, or a requests file written by --llm-requests",
+    )
     r.add_argument("--html", default=None, metavar="PATH", help="Write the self-contained HTML report")
+    r.add_argument("--json", default=None, metavar="PATH", help="Write the results as --llm-json does")
+    r.add_argument(
+        "--csv", default=None, metavar="PATH", help="Write the metric statistics as --llm-csv does"
+    )
     return parser
 
 
-def _report(path: str, html_path: str | None) -> int:
-    """``llm-locust report``: the end-of-run summary again, and the --llm-html page, from a JSON file."""
+def _report(
+    path: str, html_path: str | None, json_path: str | None = None, csv_path: str | None = None
+) -> int:
+    """``llm-locust report``: the end-of-run summary again, and the report files, from a results
+    file or from the request lines of --llm-requests (rebuilt the way the run built its results)."""
     from llm_locust.reports.compare import CompareError, load
-    from llm_locust.reports.summary import format_summary
+    from llm_locust.reports.rebuild import RequestsFileError, is_requests_file, rebuild
+    from llm_locust.reports.summary import format_summary, write_csv, write_json
 
     try:
-        results = load(path).results
+        try:
+            results = rebuild(path) if is_requests_file(path) else load(path).results
+        except RequestsFileError as exc:
+            raise CompareError(str(exc)) from None
         print(format_summary(results))
+        for option, out, write in (("--json", json_path, write_json), ("--csv", csv_path, write_csv)):
+            if out:
+                try:
+                    write(out, results)
+                except OSError as exc:
+                    raise CompareError(f"cannot write {option} {out}: {exc.strerror}") from None
         if html_path:
             from llm_locust.reports.html import write_html
 
@@ -232,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compare":
         return compare(args.files, args.names, args.html)
     if args.command == "report":
-        return _report(args.file, args.html)
+        return _report(args.file, args.html, args.json, args.csv)
     return _demo(args)
 
 

@@ -27,7 +27,7 @@ from llm_locust.flavors.base import (
     load_json,
     text_of,
 )
-from llm_locust.flavors.openai_chat import openai_models
+from llm_locust.flavors.openai_chat import openai_models, response_id
 
 PATH = "/v1/messages"
 VERSION = "2023-06-01"
@@ -66,11 +66,14 @@ def delta_of(kind: str, obj: Any, data: str) -> Delta:
     if kind == "message_start":
         message = obj.get("message")
         usage = message.get("usage") if isinstance(message, dict) else None
+        rid = message.get("id") if isinstance(message, dict) else None
+        rid = rid if isinstance(rid, str) and rid else None  # msg_...
         if not isinstance(usage, dict):
-            return EMPTY
+            return EMPTY if rid is None else Delta(response_id=rid)
         return Delta(
             prompt_tokens=count(usage.get("input_tokens")),
             cached_tokens=count(usage.get("cache_read_input_tokens")),
+            response_id=rid,
         )
     if kind == "message_delta":
         delta = obj.get("delta")
@@ -143,6 +146,7 @@ class AnthropicMessages:
             reason if isinstance(reason, str) else None,
             count(usage.get("output_tokens")),
             count(usage.get("input_tokens")),
+            response_id(obj),  # msg_...
         )
 
     def models(self, obj: Any) -> list[str]:

@@ -60,6 +60,9 @@ class Delta(NamedTuple):
     #: the server's own timing, as it sent it (llama.cpp's ``timings``, Ollama's durations)
     timings: dict[str, Any] | None = None
     done: bool = False  # the flavor's normal end of stream (Ollama done, message_stop, ...)
+    #: the server's id of its answer, from the events that carry one and are not plain text chunks
+    #: (those are most events: the id is taken once, from the first other one)
+    response_id: str | None = None
 
 
 EMPTY = Delta()
@@ -74,6 +77,7 @@ class Completion(NamedTuple):
     finish_reason: str | None
     completion_tokens: int | None
     prompt_tokens: int | None
+    response_id: str | None = None  # the answer's top-level ``id``, where the API has one
 
 
 @dataclass(frozen=True)

@@ -129,14 +129,16 @@ def delta_of(obj: Any, data: str) -> Delta:
         completion_tokens = usage.get("completion_tokens")
         prompt_tokens = usage.get("prompt_tokens")
     cached = cached_prompt_tokens(usage, timings)
+    rid = response_id(obj)
     if not choices:
         if usage is None and timings is None:
-            return _EMPTY
+            return _EMPTY if rid is None else Delta(response_id=rid)
         return Delta(
             completion_tokens=completion_tokens,
             prompt_tokens=prompt_tokens,
             cached_tokens=cached,
             timings=timings,
+            response_id=rid,
         )
     choice = choices[0]
     delta = choice.get("delta") or {} if isinstance(choice, dict) else None
@@ -148,7 +150,7 @@ def delta_of(obj: Any, data: str) -> Delta:
         raise BadEvent(f"event's delta has text that is not a string: {data[:80]!r}")
     finish = choice.get("finish_reason")
     if not (content or reasoning or finish or completion_tokens is not None or timings is not None):
-        return _EMPTY
+        return _EMPTY if rid is None else Delta(response_id=rid)  # the role chunk that opens a stream
     return Delta(
         content=content,
         reasoning=reasoning,
@@ -157,7 +159,17 @@ def delta_of(obj: Any, data: str) -> Delta:
         prompt_tokens=prompt_tokens,
         cached_tokens=cached,
         timings=timings,
+        # not on a plain text chunk: it must decode as plain_content's Delta(content=...) does
+        response_id=None
+        if content and not reasoning and finish is None and not usage and not timings
+        else rid,
     )
+
+
+def response_id(obj: dict[str, Any]) -> str | None:
+    """A chunk's ``id`` (``chatcmpl-...``, ``cmpl-...``): the same in every chunk of one answer."""
+    rid = obj.get("id")
+    return rid if type(rid) is str and rid else None
 
 
 def cached_prompt_tokens(usage: Any, timings: Any) -> int | None:
@@ -193,7 +205,8 @@ def completion_of(obj: Any) -> Completion | None:
     if isinstance(usage, dict):
         out, inp = count(usage.get("completion_tokens")), count(usage.get("prompt_tokens"))
     finish = choices[0].get("finish_reason")
-    return Completion(content, reasoning, finish if isinstance(finish, str) else None, out, inp)
+    finish = finish if isinstance(finish, str) else None
+    return Completion(content, reasoning, finish, out, inp, response_id(obj))
 
 
 def llama_cpp_timings(raw: Mapping[str, Any]) -> ServerTimings | None:

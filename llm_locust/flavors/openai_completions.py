@@ -29,6 +29,7 @@ from llm_locust.flavors.openai_chat import (
     error_text,
     llama_cpp_timings,
     openai_models,
+    response_id,
 )
 
 PATH = "/v1/completions"
@@ -74,17 +75,20 @@ def delta_of(obj: Any, data: str) -> Delta:
         out, inp = count(usage.get("completion_tokens")), count(usage.get("prompt_tokens"))
     timings = obj.get("timings") if isinstance(obj.get("timings"), dict) else None
     cached = cached_prompt_tokens(usage, timings)
+    rid = response_id(obj)
     if not choices:
         if out is None and inp is None and timings is None:
-            return EMPTY
-        return Delta(completion_tokens=out, prompt_tokens=inp, cached_tokens=cached, timings=timings)
+            return EMPTY if rid is None else Delta(response_id=rid)
+        return Delta(
+            completion_tokens=out, prompt_tokens=inp, cached_tokens=cached, timings=timings, response_id=rid
+        )
     choice = choices[0]
     if not isinstance(choice, dict):
         raise BadEvent(f"event's first choice is not an object: {data[:80]!r}")
     text = text_of(choice.get("text"), "text", data)
     finish = choice.get("finish_reason")
     if not (text or finish or out is not None or timings is not None):
-        return EMPTY
+        return EMPTY if rid is None else Delta(response_id=rid)
     return Delta(
         content=text,
         finish_reason=finish if isinstance(finish, str) else None,
@@ -92,6 +96,8 @@ def delta_of(obj: Any, data: str) -> Delta:
         prompt_tokens=inp,
         cached_tokens=cached,
         timings=timings,
+        # not on a plain text chunk: it must decode as plain_content's Delta(content=...) does
+        response_id=None if text and finish is None and usage is None and timings is None else rid,
     )
 
 
@@ -150,6 +156,7 @@ class OpenAICompletions:
             finish if isinstance(finish, str) else None,
             count(usage.get("completion_tokens")),
             count(usage.get("prompt_tokens")),
+            response_id(obj),
         )
 
     def models(self, obj: Any) -> list[str]:

@@ -88,7 +88,11 @@ def delta_of(kind: str, obj: Any, data: str) -> Delta:
             prompt_tokens=inp,
             cached_tokens=cached,
             done=True,
+            response_id=_response_id(response),
         )
+    if kind == "response.created" or kind == "response.in_progress":
+        rid = _response_id(obj.get("response"))
+        return EMPTY if rid is None else Delta(response_id=rid)
     if kind == "error":
         return Delta(error=str(obj.get("message") or error_text(obj.get("error") or obj)))
     if kind == "response.failed":
@@ -96,6 +100,12 @@ def delta_of(kind: str, obj: Any, data: str) -> Delta:
         error = response.get("error") if isinstance(response, dict) else None
         return Delta(error=error_text(error) if error else "response.failed")
     return EMPTY
+
+
+def _response_id(response: Any) -> str | None:
+    """``response.id`` (``resp_...``) of the events that carry the response object."""
+    rid = response.get("id") if isinstance(response, dict) else None
+    return rid if isinstance(rid, str) and rid else None
 
 
 def _output_text(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -150,7 +160,8 @@ class OpenAIResponses:
         text, reasoning = _output_text(obj)
         out, inp, _cached = _usage(obj)
         status = obj.get("status")
-        return Completion(text, reasoning, status if isinstance(status, str) else None, out, inp)
+        finish = status if isinstance(status, str) else None
+        return Completion(text, reasoning, finish, out, inp, _response_id(obj))
 
     def models(self, obj: Any) -> list[str]:
         return openai_models(obj)

@@ -12,7 +12,7 @@ from typing import Any
 import gevent
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
-from llm_locust.locust import master_watch
+from llm_locust.locust import master_watch, requestlog
 from llm_locust.locust.state import LLMState
 
 logger = logging.getLogger("llm_locust")
@@ -37,6 +37,7 @@ def listen(environment: Any, state: LLMState) -> None:
             "llm_level", lambda environment, msg, **kw: state.set_level(msg.data["level"])
         )
     elif isinstance(runner, MasterRunner):
+        requestlog.listen(runner, state)
         ev.worker_report.add_listener(lambda client_id, data, **kw: on_worker_report(state, client_id, data))
         ev.test_stopping.add_listener(lambda environment, **kw: master_request_finals(state))
         ev.test_stop.add_listener(lambda environment, **kw: master_wait_finals(state))
@@ -57,6 +58,7 @@ def worker_flush(state: LLMState) -> None:
     runner = state.environment.runner
     runner._send_stats()  # Locust's own rows too, before the master's 0.5 s quit window
     state.health.stop()
+    requestlog.flush(state)  # its --llm-requests lines reach the master before its final report
     final = {
         "llm": state.aggregate.take_delta(),
         "llm_health": state.health.take_wire(),

@@ -9,6 +9,8 @@ loop) or, later, an arrival scheduler (open loop) starts exchanges; neither owns
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import os
 import socket
 import ssl
 import time
@@ -31,6 +33,22 @@ from llm_locust.wire.sse import EventTooLarge, iter_events
 
 _ERROR_BODY_BYTES = 2048
 _DRAIN_AFTER_DONE_S = 1.0
+REQUEST_ID_HEADER = "x-request-id"
+
+_request_ids: list[Any] = []  # [prefix, counter] of this process, made at its first request
+_fork_hook: list[bool] = []
+
+
+def new_request_id() -> str:
+    """A request id unique over the run's processes and machines: a random prefix per process (48
+    bits, made again in a forked child) and a counter; a fraction of a microsecond per request."""
+    ids = _request_ids
+    if not ids:
+        if not _fork_hook:
+            os.register_at_fork(after_in_child=_request_ids.clear)
+            _fork_hook.append(True)
+        ids += [os.urandom(6).hex(), itertools.count(1)]
+    return f"{ids[0]}-{next(ids[1])}"
 
 
 class _Deadline(Exception):
@@ -56,6 +74,7 @@ class _Reading:
         "decode",
         "done_at",
         "finish",
+        "response_id",
         "text",
         "timer",
         "timings",
@@ -74,6 +93,7 @@ class _Reading:
         self.cached_in: int | None = None
         self.timings: dict[str, Any] | None = None
         self.done_at: float | None = None
+        self.response_id: str | None = None
 
     def took_text(self, at: float, visible: bool, piece: str) -> None:
         """One text event: into the compiled reader's body while it records, else the timer."""
@@ -105,6 +125,8 @@ class _Reading:
             self.usage_in = delta.prompt_tokens
         if delta.cached_tokens is not None:
             self.cached_in = delta.cached_tokens
+        if delta.response_id is not None and self.response_id is None:
+            self.response_id = delta.response_id
         if delta.done:
             self.done_at = at
             return True
@@ -143,9 +165,27 @@ class Exchange:
         self.timeout_s = timeout_s
         self.health = health
         self.record_cancelled = record_cancelled
+        self.request_id = new_request_id()
+        self._reading: _Reading | None = None
+        self._whole_id: str | None = None  # the id of a whole (not streamed) answer
+
+    @property
+    def response_id(self) -> str | None:
+        """The server's id of its answer, once its stream (or its whole answer) said it."""
+        reading = self._reading
+        return self._whole_id if reading is None else reading.response_id
 
     def run(self) -> tuple[RequestRecord, str]:
+        """Send the request (with :attr:`request_id` as ``x-request-id``, unless the request has that
+        header already) and read its answer. The record's ids are the caller's to set (one
+        ``dataclasses.replace`` per request, with its other fields): :attr:`request_id`,
+        :attr:`response_id`."""
         client, timeout_s = self.client, self.timeout_s
+        headers = dict(self.request.headers)
+        if not any(k.lower() == REQUEST_ID_HEADER for k in headers):
+            headers[REQUEST_ID_HEADER] = self.request_id
+        else:
+            self.request_id = next(v for k, v in headers.items() if k.lower() == REQUEST_ID_HEADER)
         for attempt in (0, 1):
             timer = RequestTimer(time.perf_counter)
             deadline = gevent.Timeout(timeout_s, _Deadline)
@@ -153,7 +193,7 @@ class Exchange:
             try:
                 try:
                     response = client.http().request(
-                        "POST", self.path, body=self.request.body, headers=dict(self.request.headers)
+                        "POST", self.path, body=self.request.body, headers=headers
                     )
                 except HTTPConnectionClosed:
                     # A kept-alive connection the server had closed: retry once on a fresh one.
@@ -180,7 +220,9 @@ class Exchange:
                 return timer.finish("timeout", detail), ""
             except GreenletExit:
                 client.drop()
-                self.record_cancelled(timer.finish(CANCELLED, "stopped by the end of the test"))
+                rec = timer.finish(CANCELLED, "stopped by the end of the test")
+                rec = dataclasses.replace(rec, request_id=self.request_id, response_id=self.response_id)
+                self.record_cancelled(rec)
                 raise
             finally:
                 deadline.close()
@@ -242,6 +284,7 @@ class Exchange:
         if completion is None:
             detail = answer.not_a_stream_detail(status, media, body[: answer.PREFIX_BYTES])
             return timer.finish("not_a_stream", detail[:300]), ""
+        self._whole_id = completion.response_id
         text = completion.content or completion.reasoning
         if not text:
             return timer.finish("empty", "a whole (not streamed) answer without any generated text"), ""
@@ -259,7 +302,7 @@ class Exchange:
         compiled = usable and content is None and reactor.compiled_for(response, body_untouched)
         scanner = flavor.plain_scanner
         body = reactor.new_body(response, scanner, flavor.framing) if compiled else None
-        reading = _Reading(timer, flavor, body)
+        reading = self._reading = _Reading(timer, flavor, body)
         last_read_at: float | None = None
         category = OK
         detail = ""

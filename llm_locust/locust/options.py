@@ -39,6 +39,7 @@ STARTUP_ONLY: dict[str, str] = {
     "--llm-json": "it names a file on the machines",
     "--llm-csv": "it names a file on the machines",
     "--llm-html": "it names a file on the machines",
+    "--llm-requests": "it names a file on the machines",
     "--insecure": "it turns off certificate verification",
 }
 
@@ -135,6 +136,12 @@ def add_arguments(parser: Any) -> None:
         help="Write a self-contained HTML report (charts, tables; opens with no network) to this file",
     )
     opt(
+        "--llm-requests",
+        default="",
+        help="Write one JSON line per request (every timing, ids, token counts, outcome) to this file; "
+        "with master and workers, the master writes it. llm-locust report rebuilds the results from it",
+    )
+    opt(
         "--tokenizer",
         default="cl100k_base",
         help="tiktoken encoding name or path to a tokenizer.json, for counts the server does not give",
@@ -197,6 +204,8 @@ class RunConfig:
     goodput: Mapping[str, float] = field(default_factory=dict)
     #: closed loop (Locust's users) or open-loop arrivals
     load: LoadConfig = field(default_factory=LoadConfig)
+    #: --llm-requests: the JSON lines file of every request ("": none)
+    llm_requests: str = ""
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -300,8 +309,8 @@ def config_from_options(options: Any, host: str | None, binding: KeyBinding | No
         prompt = _read_text(options.prompt_file, "--prompt-file")
         if not prompt.strip():
             raise ConfigError(f"--prompt-file {options.prompt_file!r} is empty")
-    for opt_name in ("llm_json", "llm_csv", "llm_html"):
-        path = getattr(options, opt_name)
+    for opt_name in ("llm_json", "llm_csv", "llm_html", "llm_requests"):
+        path = getattr(options, opt_name, "")
         directory = os.path.dirname(os.path.abspath(path)) if path else ""
         if path and not os.path.isdir(directory):
             flag = "--" + opt_name.replace("_", "-")
@@ -335,6 +344,7 @@ def config_from_options(options: Any, host: str | None, binding: KeyBinding | No
         slo_per_level=bool(getattr(options, "slo_per_level", False)),
         goodput=parse_goodput(_texts(getattr(options, "goodput", None))),
         load=load_from_options(options),
+        llm_requests=getattr(options, "llm_requests", "") or "",
     )
 
 

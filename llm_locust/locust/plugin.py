@@ -22,7 +22,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, MasterRun
 import llm_locust
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import AUTO
-from llm_locust.locust import distributed, openloop, outputs, progress, samples, webform, webui
+from llm_locust.locust import distributed, openloop, outputs, progress, requestlog, samples, webform, webui
 from llm_locust.locust.bench_keys import bench_keys
 from llm_locust.locust.distributed import lost_workers
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
@@ -218,6 +218,7 @@ def _start_test(state: LLMState) -> None:
         _fail(env, str(exc))
         return
     try:
+        requestlog.start(state)
         openloop.start(state)
     except ConfigError as exc:
         _fail(env, str(exc))
@@ -324,6 +325,7 @@ def _on_quit(state: LLMState) -> None:
     if options is not None and getattr(options, "logfile", None):
         logger.info("%s", summary)  # --logfile: in the file too (Locust's tables stay on stderr)
     outputs.write_reports(results, state.config, options)
+    requestlog.close(state, results["metadata"])
 
 
 def installed_version(distribution: str) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import gevent
 from gevent.event import AsyncResult, Event
@@ -87,6 +88,8 @@ class LLMState:
         self.workers_done: set[str] = set()  # the master: workers whose share was sent and answered
         self.ended_by_budget = False
         self.request_budget: int | None = None  # closed loop: this process's share of --max-requests
+        self.request_log: Any = None  # llm_locust.locust.requestlog.RequestLog, with --llm-requests
+        self.url = ""  # the requests' URL as Locust's request event reports it (no credentials)
 
     # -- configuration ---------------------------------------------------------------------
     def require_config(self) -> RunConfig:
@@ -124,6 +127,7 @@ class LLMState:
             api_key=config.api_key,
         )
         self.path = join_path(config.host, chosen.path)
+        self.url = public_url(config.host, self.path)
         self.preload_tokenizer(config.tokenizer)
         self.tokenizer(wait=True)
 
@@ -214,34 +218,74 @@ class LLMState:
         return time.perf_counter() < started + load.warmup_s
 
     # -- recording ---------------------------------------------------------------------------
-    def record(self, rec: RequestRecord, level: str | None = None, warmup: bool | None = None) -> None:
-        """Count one finished request exactly once: our aggregate, Locust's request row, metric rows.
-        ``level``: its level where the sender knows it (open loop: the rate its arrival was due at);
-        ``warmup``: whether it is within --warmup (None: decided here, for a closed loop). A warm-up
-        request goes into the time series only."""
+    def record(
+        self,
+        rec: RequestRecord,
+        level: str | None = None,
+        warmup: bool | None = None,
+        user_context: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Count one finished request exactly once: our aggregate, Locust's request row, metric rows,
+        the --llm-requests line. ``level``: its level where the sender knows it (open loop: the rate
+        its arrival was due at); ``warmup``: whether it is within --warmup (None: decided here, for
+        a closed loop). A warm-up request goes into the time series (and its line) only.
+        ``user_context``: the sending User's ``context()``, merged into the request event's."""
         self.timeseries.record(rec)
         if warmup is None:
             warmup = self._closed_loop_warmup(rec)
+        if level is None:
+            level = self.level
+        log = self.request_log
+        if log is not None:
+            log.add(rec, level, warmup)
         if warmup:
             self.aggregate.counts["warmup_excluded"] += 1
             return
-        self.aggregate.record(rec, self.level if level is None else level)
+        self.aggregate.record(rec, level)
         if rec.ok:
             self.peaks.record(rec, wall_time(rec.sent_at_s))
         if rec.outcome == CANCELLED:
             return  # not a success, not a server failure: reported as 'cancelled' by our summary
         env = self.environment
         ok = rec.ok
+        context = {
+            "flavor": self.flavor.name if self.flavor is not None else None,
+            "outcome": rec.outcome,
+            "ttft_ms": rec.ttft_ms,
+            "tpot_ms": rec.tpot_ms,
+            "e2e_ms": rec.e2e_ms,
+            "output_tokens": rec.output_tokens,
+            "input_tokens": rec.input_tokens,
+            "request_id": rec.request_id,
+            "response_id": rec.response_id,
+        }
+        if level is not None:
+            context["level"] = level
         env.events.request.fire(
             request_type="POST",
             name=self.path,
             response_time=rec.e2e_ms if ok and rec.e2e_ms is not None else rec.elapsed_ms,
             response_length=rec.output_tokens,
+            response=None,
             exception=None if ok else LLMFailure(rec.outcome, rec.detail),
-            context={},
+            context={**user_context, **context} if user_context else context,
+            start_time=wall_time(rec.sent_at_s),
+            url=self.url,
         )
         if ok:
             _log_metric_rows(env.stats, rec)
+
+
+def public_url(host: str, path: str) -> str:
+    """``host`` (scheme, host, port) and ``path``, without user:password, query or fragment: the
+    URL that Locust's request event carries to exporters, which must never see a credential."""
+    parts = urlsplit(host)
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    return f"{parts.scheme}://{netloc}{path}"
 
 
 def _log_metric_rows(stats: Any, rec: RequestRecord) -> None:

@@ -202,7 +202,12 @@ class LLMUser(User):
         try:
             rec, text = exchange.run()
             rec = dataclasses.replace(
-                rec, turn=turn, expected_input_tokens=expected_input, requested_output_tokens=max_tokens
+                rec,
+                turn=turn,
+                expected_input_tokens=expected_input,
+                requested_output_tokens=max_tokens,
+                request_id=exchange.request_id,
+                response_id=exchange.response_id,
             )
             if arrival is not None:
                 rec = dataclasses.replace(rec, scheduled_at_s=arrival[0])
@@ -213,11 +218,12 @@ class LLMUser(User):
                 try:
                     rec = self._with_token_counts(rec, text, msgs)
                 except GreenletExit:
-                    state.record(rec, level, warmup)  # the stream had completed; only the count was cut
+                    # the stream had completed; only the count was cut
+                    state.record(rec, level, warmup, self.context())
                     raise
         finally:
             state.in_flight -= 1
-        state.record(rec, level, warmup)
+        state.record(rec, level, warmup, self.context())
         if not self._open_loop_sender:
             self._back_off(rec, config)
         return rec, text

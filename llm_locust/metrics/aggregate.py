@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from llm_locust.metrics import catalog
@@ -49,6 +50,28 @@ def wall_time(perf_s: float) -> float:
     if not _PERF_TO_WALL:
         _PERF_TO_WALL.append(time.time() - time.perf_counter())
     return perf_s + _PERF_TO_WALL[0]
+
+
+def clock_offset_s() -> float:
+    """What :func:`wall_time` adds to a ``perf_counter`` instant of this process (fixed per process)."""
+    wall_time(0.0)
+    return _PERF_TO_WALL[0]
+
+
+@contextmanager
+def foreign_clock() -> Iterator[Callable[[float], None]]:
+    """For records of other processes (read back from ``--llm-requests``): within the block, the
+    function it gives sets the clock offset :func:`wall_time` uses, so a record is converted with
+    its own process's offset, exactly as that process converted it."""
+    saved = clock_offset_s()
+
+    def use(offset_s: float) -> None:
+        _PERF_TO_WALL[0] = offset_s
+
+    try:
+        yield use
+    finally:
+        _PERF_TO_WALL[0] = saved
 
 
 class Aggregate:

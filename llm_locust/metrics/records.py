@@ -116,6 +116,11 @@ class RequestRecord:
     #: open loop: the instant (perf_counter s) the arrival schedule had this request due; None in a
     #: closed loop, where a request is due when its user is free
     scheduled_at_s: float | None = None
+    #: the ``x-request-id`` header this request was sent with ("" where it was not sent)
+    request_id: str = ""
+    #: the server's id of its answer (OpenAI's chunk ``id``, Responses' ``response.id``, Anthropic's
+    #: ``message.id``); None where the API has none (Ollama) or the stream never said
+    response_id: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -26,6 +26,7 @@ def one_line_error(output: str) -> str:
         (["--temperature", "-1"], "--temperature -1"),
         (["--llm-csv", "/nonexistent/dir/x.csv"], "--llm-csv '/nonexistent/dir/x.csv'"),
         (["--llm-html", "/nonexistent/x.html"], "--llm-html '/nonexistent/x.html'"),
+        (["--llm-requests", "/nonexistent/r.jsonl"], "--llm-requests '/nonexistent/r.jsonl': directory"),
         (["--tokenizer", "no_such_encoding"], "--tokenizer 'no_such_encoding' is neither a tiktoken"),
         (["--prompt", "a", "--prompt-file", "x"], "--prompt and --prompt-file are exclusive"),
         (["--fail-backoff", "-1"], "--fail-backoff -1 must be >= 0 seconds"),

@@ -16,17 +16,19 @@ def chunk(delta: dict[str, object] | None = None, finish: str | None = None, **e
     return orjson.dumps(obj).decode()
 
 
-def test_role_only_first_chunk_carries_nothing() -> None:
-    assert parse_chunk(chunk({"role": "assistant", "content": ""})) == Delta()
+def test_role_only_first_chunk_carries_only_the_answer_id() -> None:
+    assert parse_chunk(chunk({"role": "assistant", "content": ""})) == Delta(response_id="x")
+    assert parse_chunk(chunk({"role": "assistant"}, id=None)) == Delta()
 
 
-def test_empty_content_chunk_carries_nothing() -> None:
-    assert parse_chunk(chunk({"content": ""})) == Delta()
-    assert parse_chunk(chunk({"content": None})) == Delta()
+def test_empty_content_chunk_carries_only_the_answer_id() -> None:
+    assert parse_chunk(chunk({"content": ""})) == Delta(response_id="x")
+    assert parse_chunk(chunk({"content": None})) == Delta(response_id="x")
 
 
 def test_content() -> None:
-    assert parse_chunk(chunk({"content": " hi"})) == Delta(content=" hi")
+    assert parse_chunk(chunk({"content": " hi"})) == Delta(content=" hi")  # plain: no id (taken once)
+    assert parse_chunk(chunk({"content": "!"}, finish="stop")).response_id == "x"
 
 
 @pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
