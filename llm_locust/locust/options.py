@@ -40,6 +40,7 @@ STARTUP_ONLY: dict[str, str] = {
     "--llm-csv": "it names a file on the machines",
     "--llm-html": "it names a file on the machines",
     "--insecure": "it turns off certificate verification",
+    "--llm-prometheus-port": "it opens a listening port at start-up",
 }
 
 
@@ -133,6 +134,13 @@ def add_arguments(parser: Any) -> None:
         "--llm-html",
         default="",
         help="Write a self-contained HTML report (charts, tables; opens with no network) to this file",
+    )
+    opt(
+        "--llm-prometheus-port",
+        type=int,
+        default=0,
+        help="Serve the merged LLM metrics for Prometheus on this port (master or single process; binds "
+        "to --web-host); the web UI serves them at /llm/metrics as well (default 0: off)",
     )
     opt(
         "--tokenizer",

@@ -21,7 +21,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, MasterRun
 
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import AUTO
-from llm_locust.locust import distributed, openloop, progress, samples, webform, webui
+from llm_locust.locust import distributed, exporter, openloop, otel, progress, samples, webform, webui
 from llm_locust.locust.distributed import lost_workers
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
 from llm_locust.locust.options import add_arguments, config_from_options
@@ -104,6 +104,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if environment.web_ui is not None:
         webform.install(environment, state)
         webui.install(environment, state)
+    exporter.install(environment, state)  # /llm/metrics, --llm-prometheus-port (not on workers)
+    if options is not None and getattr(options, "otel", False):
+        otel.install(environment, state)
 
     ev = environment.events
     ev.test_start.add_listener(lambda environment, **kw: _on_test_start(state))

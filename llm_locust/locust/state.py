@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -85,6 +85,10 @@ class LLMState:
         self.workers_done: set[str] = set()  # the master: workers whose share was sent and answered
         self.ended_by_budget = False
         self.request_budget: int | None = None  # closed loop: this process's share of --max-requests
+        #: called before a stats reset clears the aggregate (the Prometheus exporter keeps its totals)
+        self.before_reset: list[Callable[[], None]] = []
+        self.exporter: Any = None  # llm_locust.locust.exporter.Exporter, where metrics are exported
+        self.genai: Any = None  # llm_locust.locust.otel.GenAIMetrics, under Locust's --otel
 
     # -- configuration ---------------------------------------------------------------------
     def require_config(self) -> RunConfig:
@@ -176,6 +180,8 @@ class LLMState:
 
     def reset(self) -> None:
         """Locust's stats reset: our numbers start over too."""
+        for hook in self.before_reset:
+            hook()
         self._warmup_excluded_at_sample = 0
         self.aggregate.reset()
         self.timeseries.reset()
@@ -225,6 +231,8 @@ class LLMState:
         self.aggregate.record(rec, self.level if level is None else level)
         if rec.outcome == CANCELLED:
             return  # not a success, not a server failure: reported as 'cancelled' by our summary
+        if self.genai is not None:
+            self.genai.record(rec)
         env = self.environment
         ok = rec.ok
         env.events.request.fire(
