@@ -16,6 +16,7 @@ model's name and the API flavor only, never a key, a host or a prompt.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -141,7 +142,7 @@ def serve_port(environment: Any, state: LLMState, port: int) -> None:
     except OSError as exc:
         sys.stderr.write(
             f"llm-locust: error: --llm-prometheus-port {port}: cannot listen on {host or '*'}:{port}: "
-            f"{exc.strerror or exc}\n"
+            f"{os.strerror(exc.errno) if exc.errno else exc}\n"
         )
         sys.exit(1)
     exporter.server = server

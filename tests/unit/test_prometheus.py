@@ -211,7 +211,8 @@ def test_a_taken_port_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) ->
             serve_port(env, LLMState(env), port)
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"llm-locust: error: --llm-prometheus-port {port}: cannot listen on 127.0.0.1")
+    option = f"--llm-prometheus-port {port}"
+    assert err == f"llm-locust: error: {option}: cannot listen on 127.0.0.1:{port}: Address already in use"
     assert "\n" not in err
 
 
