@@ -156,6 +156,8 @@ def test_grafana_provisions_the_datasource_the_dashboard_names() -> None:
     prov = DOCKER / "grafana" / "provisioning"
     (source,) = yaml.safe_load((prov / "datasources" / "prometheus.yaml").read_text())["datasources"]
     assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    scrape = yaml.safe_load((DOCKER / "prometheus.yml").read_text())["global"]["scrape_interval"]
+    assert source["jsonData"]["timeInterval"] == scrape
     (provider,) = yaml.safe_load((prov / "dashboards" / "llm-locust.yaml").read_text())["providers"]
     services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
     mounts = dict(v.split(":")[:2] for v in services["grafana"]["volumes"])

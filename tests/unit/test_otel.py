@@ -82,6 +82,16 @@ def test_genai_client_metrics_once_per_request() -> None:
     assert "sk-secret-77" not in repr(got)
 
 
+def test_a_whole_json_answer_has_no_chunk_metrics() -> None:
+    """The conventions: time to first chunk and per chunk are for streaming calls only."""
+    import dataclasses
+
+    got = recorded([dataclasses.replace(make_record(), streamed=False)], config())
+    assert got["gen_ai.client.operation.duration"][1][0][1] == 1
+    assert "gen_ai.client.operation.time_to_first_chunk" not in got
+    assert "gen_ai.client.operation.time_per_output_chunk" not in got
+
+
 def test_what_is_queued_at_quit_is_recorded() -> None:
     got = recorded([make_record(gaps_ms=tuple([5.0] * 100), tokens=101)] * 2, config(), at_quit=True)
     assert got["gen_ai.client.operation.time_per_output_chunk"][1][0][1] == 200
