@@ -132,6 +132,9 @@ def serve_port(environment: Any, state: LLMState, port: int) -> None:
     A port that cannot be bound ends the process with a one-line error, before any test starts."""
     import gevent.pywsgi
 
+    if not 0 < port < 65536:
+        sys.stderr.write(f"llm-locust: error: --llm-prometheus-port {port} is not a TCP port (1-65535)\n")
+        sys.exit(1)
     exporter = exporter_of(state)
     options = environment.parsed_options
     host = getattr(options, "web_host", "") or ""

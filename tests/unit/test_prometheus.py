@@ -216,6 +216,14 @@ def test_a_taken_port_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) ->
     assert "\n" not in err
 
 
+def test_a_port_out_of_range_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    env = headless_env()
+    with pytest.raises(SystemExit):
+        serve_port(env, LLMState(env), 70000)
+    expected = "llm-locust: error: --llm-prometheus-port 70000 is not a TCP port (1-65535)\n"
+    assert capsys.readouterr().err == expected
+
+
 def test_the_port_serves_the_exposition() -> None:
     import urllib.request
 
