@@ -1,5 +1,6 @@
-"""--llm-prometheus-port on a headless distributed run: the master serves the workers' merged numbers
-while the test runs (the workers, given the same option, leave the port alone)."""
+"""Our metrics out, live: --llm-prometheus-port on a headless distributed run (the master serves the
+workers' merged numbers while the test runs; the workers, given the same option, leave the port
+alone), and the GenAI client metrics under Locust's --otel."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import LOCUSTFILES, free_port, own_master_port
+from conftest import LOCUSTFILES, free_port, own_master_port, run_locust
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -67,3 +68,31 @@ def test_headless_master_serves_merged_metrics_during_the_run(tmp_path: Path, mo
     assert proc.returncode == 0, output[-3000:]
     assert "Traceback" not in output and "llm-prometheus-port" not in output  # no worker tried the port
     assert json.loads(out.read_text())["completed"] >= ok
+
+
+def test_otel_records_the_genai_metrics_on_locusts_meter_provider(tmp_path: Path, mock_engine) -> None:
+    """Locust's --otel sets the provider up (here a console exporter, read from stdout at exit);
+    every request of the run is recorded once, the last ones too (flushed at quit)."""
+    mock = mock_engine("--engine", "fixed", "--ttft-ms", "20", "--itl-ms", "5", "--output-tokens", "8")
+    env = {"OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "console",
+           "OTEL_METRIC_EXPORT_INTERVAL": "600000"}  # fmt: skip
+    args = ("-u", "2", "-r", "2", "-t", "3s", "--otel", "--model", "mock")
+    run = run_locust(tmp_path, mock.url, *args, env=env)
+    assert run.returncode == 0 and run.results is not None, run.output[-3000:]
+    start = run.output.index('{\n    "resource_metrics"')
+    exported, _end = json.JSONDecoder().raw_decode(run.output[start:])
+    ours = {
+        m["name"]: m["data"]["data_points"]
+        for rm in exported["resource_metrics"]
+        for sm in rm["scope_metrics"]
+        if sm["scope"]["name"] == "llm_locust"
+        for m in sm["metrics"]
+    }
+    completed = run.results["completed"]
+    (duration,) = ours["gen_ai.client.operation.duration"]
+    assert duration["count"] == completed > 5
+    assert duration["attributes"]["gen_ai.request.model"] == "mock"
+    (chunks,) = ours["gen_ai.client.operation.time_per_output_chunk"]
+    assert chunks["count"] == 7 * completed  # 8 one-token events: 7 gaps each
+    tokens = {p["attributes"]["gen_ai.token.type"]: p["sum"] for p in ours["gen_ai.client.token.usage"]}
+    assert tokens["output"] == run.results["total_output_tokens"] == 8 * completed
