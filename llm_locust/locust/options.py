@@ -41,6 +41,7 @@ STARTUP_ONLY: dict[str, str] = {
     "--llm-html": "it names a file on the machines",
     "--llm-requests": "it names a file on the machines",
     "--insecure": "it turns off certificate verification",
+    "--llm-prometheus-port": "it opens a listening port at start-up",
 }
 
 
@@ -140,6 +141,13 @@ def add_arguments(parser: Any) -> None:
         default="",
         help="Write one JSON line per request (every timing, ids, token counts, outcome) to this file; "
         "with master and workers, the master writes it. llm-locust report rebuilds the results from it",
+    )
+    opt(
+        "--llm-prometheus-port",
+        type=int,
+        default=0,
+        help="Serve the merged LLM metrics for Prometheus on this port (master or single process; binds "
+        "to --web-host); the web UI serves them at /llm/metrics as well (default 0: off)",
     )
     opt(
         "--tokenizer",

@@ -25,8 +25,10 @@ from llm_locust.flavors import AUTO
 from llm_locust.locust import distributed, openloop, outputs, progress, requestlog, samples, webform, webui
 from llm_locust.locust.bench_keys import bench_keys
 from llm_locust.locust.distributed import lost_workers
+from llm_locust.locust.exporter import install as install_exporter
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
 from llm_locust.locust.options import add_arguments, config_from_options
+from llm_locust.locust.otel import install as install_otel
 from llm_locust.locust.state import LLMState, state_of
 from llm_locust.metrics.slo import EXIT_SLO_MISSED
 from llm_locust.reports import slo as slo_report
@@ -135,6 +137,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
 
     distributed.listen(environment, state)
     openloop.listen(environment, state)
+    install_exporter(environment, state)  # /llm/metrics, --llm-prometheus-port (not on workers)
+    if options is not None and getattr(options, "otel", False):
+        install_otel(environment, state)  # Locust's --otel: the GenAI client metrics
     if isinstance(runner, WorkerRunner) and runner.worker_state in (STATE_SPAWNING, STATE_RUNNING):
         # A worker that connects while a test runs (--enable-rebalancing) can get its spawn message
         # while Locust's own start-up still waits for the master's ack, before 'init' fires: the test

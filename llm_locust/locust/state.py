@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -90,6 +90,10 @@ class LLMState:
         self.request_budget: int | None = None  # closed loop: this process's share of --max-requests
         self.request_log: Any = None  # llm_locust.locust.requestlog.RequestLog, with --llm-requests
         self.url = ""  # the requests' URL as Locust's request event reports it (no credentials)
+        #: called before a stats reset clears the aggregate (the Prometheus exporter keeps its totals)
+        self.before_reset: list[Callable[[], None]] = []
+        self.exporter: Any = None  # llm_locust.locust.exporter.Exporter, where metrics are exported
+        self.genai: Any = None  # llm_locust.locust.otel.GenAIMetrics, under Locust's --otel
 
     # -- configuration ---------------------------------------------------------------------
     def require_config(self) -> RunConfig:
@@ -182,6 +186,8 @@ class LLMState:
 
     def reset(self) -> None:
         """Locust's stats reset: our numbers start over too."""
+        for hook in self.before_reset:
+            hook()
         self._warmup_excluded_at_sample = 0
         self.aggregate.reset()
         self.timeseries.reset()
@@ -246,6 +252,8 @@ class LLMState:
             self.peaks.record(rec, wall_time(rec.sent_at_s))
         if rec.outcome == CANCELLED:
             return  # not a success, not a server failure: reported as 'cancelled' by our summary
+        if self.genai is not None:
+            self.genai.record(rec)
         env = self.environment
         ok = rec.ok
         context = {

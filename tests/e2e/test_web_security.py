@@ -100,7 +100,8 @@ def test_the_form_cannot_reach_files_or_send_the_startup_key_elsewhere(
         wait_for("the web UI", lambda: ui.state().get("worker_count", 0) == processes, 40)
         page = urllib.request.urlopen(ui.url + "/", timeout=5).read().decode()
         assert '"max_tokens"' in page and '"api_key"' in page  # our options are in the form ...
-        for hidden in ("prompt_file", "tokenizer", "llm_json", "llm_csv", "llm_html", "insecure"):
+        for hidden in ("prompt_file", "tokenizer", "llm_json", "llm_csv", "llm_html", "insecure",
+                       "llm_prometheus_port"):  # fmt: skip
             assert f'"{hidden}"' not in page  # ... but not those that name files (or turn checks off)
         assert KEY not in page and SECRET_PLACEHOLDER in page
 
@@ -113,6 +114,7 @@ def test_the_form_cannot_reach_files_or_send_the_startup_key_elsewhere(
             ("llm_csv", str(evil), "--llm-csv"),
             ("llm_html", str(evil), "--llm-html"),
             ("insecure", "true", "--insecure"),
+            ("llm_prometheus_port", "9", "--llm-prometheus-port"),
             ("html_file", str(evil), "--html-file"),
             ("csv_prefix", str(evil), "--csv-prefix"),
             ("logfile", str(evil), "--logfile"),
@@ -154,6 +156,8 @@ def test_the_form_cannot_reach_files_or_send_the_startup_key_elsewhere(
         ui.run_until(home, 3, host=home.url, api_key=SECRET_PLACEHOLDER, **synthetic)
         assert b"hello from the start-up prompt file" not in home.chats()[-1].body
         assert SECRET.encode() not in home.everything() + other.everything()
+        metrics = urllib.request.urlopen(ui.url + "/llm/metrics", timeout=5).read().decode()
+        assert "llm_locust:requests_total" in metrics and KEY not in metrics and "sk-form-key" not in metrics
     finally:
         proc.terminate()
         try:

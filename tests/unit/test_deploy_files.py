@@ -151,3 +151,102 @@ def test_only_the_worker_pods_reach_the_master_port() -> None:
 )
 def test_yaml_parses(path: str) -> None:
     assert list(yaml.safe_load_all((DOCKER / path).read_text()))
+
+
+# -- monitoring: Prometheus and Grafana behind the compose profile "monitoring" -------------------
+def exported_sample_names() -> set[str]:
+    """Every sample name our exposition can carry (the open loop's target rate included)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from llm_locust.reports import prometheus
+
+    live = prometheus.Live(users=1, in_flight=0, target_requests_per_s=1.0)
+    text = prometheus.text(prometheus.ZERO, live)
+    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def dashboard_exprs() -> list[str]:
+    import json
+
+    dash = json.loads((DOCKER / "grafana" / "dashboards" / "llm-locust.json").read_text())
+    return [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+
+
+def test_monitoring_services_sit_behind_their_profile_and_mount_files_that_exist() -> None:
+    services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"]
+        for volume in services[name]["volumes"]:
+            assert (DOCKER / volume.split(":")[0]).exists(), volume
+    for name in ("master", "worker"):
+        assert "profiles" not in services[name]  # a plain `up` stays what it was
+
+
+def test_prometheus_scrapes_the_masters_web_ui_route_and_the_engine() -> None:
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    services = compose["services"]
+    config = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    ours = jobs["llm-locust"]
+    assert ours["metrics_path"] == "/llm/metrics"  # the route webui's blueprint neighbours serve
+    (target,) = ours["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    assert host in services and f"{port}:{port}" in services[host]["ports"]
+    assert "--master" in services[host]["command"]  # the merged numbers live on the master
+    mount = services["prometheus"]["volumes"][0].split(":")
+    assert mount[1] in services["prometheus"]["command"][0]  # the config file is the one mounted
+    (engine,) = jobs["engine"]["static_configs"][0]["targets"]
+    assert engine.split(":")[0] in services and jobs["engine"]["metrics_path"] == "/metrics"
+
+
+def test_grafana_provisions_the_datasource_the_dashboard_names() -> None:
+    import json
+
+    prov = DOCKER / "grafana" / "provisioning"
+    (source,) = yaml.safe_load((prov / "datasources" / "prometheus.yaml").read_text())["datasources"]
+    assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    scrape = yaml.safe_load((DOCKER / "prometheus.yml").read_text())["global"]["scrape_interval"]
+    assert source["jsonData"]["timeInterval"] == scrape
+    (provider,) = yaml.safe_load((prov / "dashboards" / "llm-locust.yaml").read_text())["providers"]
+    services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    mounts = dict(v.split(":")[:2] for v in services["grafana"]["volumes"])
+    assert mounts["./grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+    dash = json.loads((DOCKER / "grafana" / "dashboards" / "llm-locust.json").read_text())
+    for p in dash["panels"]:
+        assert p["datasource"]["uid"] == source["uid"]
+        assert all(t["datasource"]["uid"] == source["uid"] for t in p["targets"])
+
+
+#: vLLM's own series the dashboard may query (vllm/v1/metrics/loggers.py), as Prometheus names them
+VLLM_SERIES = {
+    *(f"vllm:{h}_bucket" for h in ("time_to_first_token_seconds", "inter_token_latency_seconds",
+                                   "request_time_per_output_token_seconds", "e2e_request_latency_seconds")),
+    "vllm:prompt_tokens_total", "vllm:generation_tokens_total", "vllm:request_success_total",
+    "vllm:num_requests_running", "vllm:num_requests_waiting",
+}  # fmt: skip
+
+
+def test_every_metric_the_dashboard_queries_is_ours_or_vllms() -> None:
+    import re
+
+    exported = exported_sample_names()
+    queried: set[str] = set()
+    for expr in dashboard_exprs():
+        queried |= set(re.findall(r"\b(?:llm_locust|vllm):[a-zA-Z0-9_:]+", expr))
+    ours = {m for m in queried if m.startswith("llm_locust:")}
+    assert ours <= exported, ours - exported
+    assert queried - ours <= VLLM_SERIES, queried - ours - VLLM_SERIES
+    # every family we export is on the dashboard (test_info only labels the run)
+    families = {re.sub(r"_(bucket|count|sum|total)$", "", n) for n in exported} - {"llm_locust:test_info"}
+    on_dashboard = {re.sub(r"_(bucket|count|sum|total)$", "", n) for n in ours}
+    assert families <= on_dashboard, families - on_dashboard
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["prometheus.yml", "grafana/provisioning/datasources/prometheus.yaml",
+     "grafana/provisioning/dashboards/llm-locust.yaml"],
+)  # fmt: skip
+def test_monitoring_yaml_parses(path: str) -> None:
+    assert yaml.safe_load((DOCKER / path).read_text())
