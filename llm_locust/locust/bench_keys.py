@@ -31,6 +31,19 @@ from llm_locust.load.arrivals import RatePlan
 from llm_locust.locust.load_options import LoadConfig
 from llm_locust.metrics.peaks import Peaks
 
+#: the keys :func:`bench_keys` gives (a ramp adds its three ``ramp_up_*``)
+KEYS = (
+    "date", "endpoint_type", "backend", "label", "model_id", "tokenizer_id", "num_prompts", "request_rate",
+    "ramp_up_strategy", "ramp_up_start_rps", "ramp_up_end_rps", "burstiness", "max_concurrency",
+    "request_goodput", "max_output_tokens_per_s", "max_concurrent_requests",
+)  # fmt: skip
+
+
+def keys_of(results: dict[str, Any]) -> dict[str, Any]:
+    """The vLLM keys of ``results``, in their order."""
+    return {k: results[k] for k in KEYS if k in results}
+
+
 #: our flavor -> vLLM's --backend / endpoint_type, where vLLM has the API
 VLLM_ENDPOINT_TYPES = {"openai-chat": "openai-chat", "openai-completions": "openai"}
 

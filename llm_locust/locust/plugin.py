@@ -23,7 +23,7 @@ import llm_locust
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import AUTO
 from llm_locust.locust import distributed, openloop, outputs, progress, requestlog, samples, webform, webui
-from llm_locust.locust.bench_keys import bench_keys
+from llm_locust.locust.bench_keys import bench_keys, keys_of
 from llm_locust.locust.distributed import lost_workers
 from llm_locust.locust.exporter import install as install_exporter
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
@@ -33,6 +33,7 @@ from llm_locust.locust.state import LLMState, state_of
 from llm_locust.metrics.slo import EXIT_SLO_MISSED
 from llm_locust.reports import slo as slo_report
 from llm_locust.reports import summary as report
+from llm_locust.reports.rebuild import BENCH_KEYS
 from llm_locust.wire import reactor
 
 logger = logging.getLogger("llm_locust")
@@ -330,7 +331,8 @@ def _on_quit(state: LLMState) -> None:
     if options is not None and getattr(options, "logfile", None):
         logger.info("%s", summary)  # --logfile: in the file too (Locust's tables stay on stderr)
     outputs.write_reports(results, state.config, options)
-    requestlog.close(state, results["metadata"])
+    # the run line of --llm-requests: what llm-locust report cannot rebuild from the request lines
+    requestlog.close(state, {**results["metadata"], BENCH_KEYS: keys_of(results)})
 
 
 def installed_version(distribution: str) -> str:

@@ -14,6 +14,8 @@ from llm_locust.metrics.aggregate import Aggregate, foreign_clock
 from llm_locust.metrics.lines import RUN_KEY, BadLine, from_line
 from llm_locust.reports.summary import results
 
+#: the run line's key that holds the run's vllm bench serve keys (llm_locust.locust.bench_keys)
+BENCH_KEYS = "vllm_bench_keys"
 _TAIL_BYTES = 1 << 20  # the run line is the last one; it is far shorter than this
 
 
@@ -92,4 +94,6 @@ def rebuild(path: str) -> dict[str, Any]:
         note += "; it has no run line (the run did not reach its quit): host, model and options unknown"
         meta.update(host="unknown", model="unknown")
     meta["notes"] = [*meta.get("notes", []), note]
-    return results(agg, meta)
+    # vllm bench serve's top-level keys, as the run wrote them (its per-second peaks are not in lines)
+    vllm_keys = meta.pop(BENCH_KEYS, None)
+    return {**(vllm_keys if isinstance(vllm_keys, dict) else {}), **results(agg, meta)}
