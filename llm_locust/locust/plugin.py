@@ -227,7 +227,9 @@ def _start_server_metrics(state: LLMState, config: RunConfig) -> None:
     """--server-metrics: the owner's poller for this test (a test started again gets a new one)."""
     if state.server_metrics is not None:
         state.server_metrics.stop()
-    poller = servermetrics.Poller(state, config.server_metrics, config.host, config.api_key, config.insecure)
+    poller = servermetrics.Poller(
+        config.server_metrics, config.host, config.api_key, config.insecure, state.warmup_now
+    )
     state.server_metrics = poller if poller.url is not None else None
     poller.start()
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import gevent
@@ -26,9 +27,6 @@ from geventhttpclient import URL, HTTPClient
 from llm_locust.errors import ConfigError
 from llm_locust.locust.keys import origin
 from llm_locust.metrics.server import Engine, Scrape, ServerMetricsError, Window, parse, recognise
-
-if TYPE_CHECKING:
-    from llm_locust.locust.state import LLMState
 
 logger = logging.getLogger("llm_locust")
 
@@ -68,11 +66,20 @@ def public_url(url: str) -> str:
 
 
 class Poller:
-    """Polls one metrics URL every :data:`INTERVAL_S` for one test; folds the measured window."""
+    """Polls one metrics URL every :data:`INTERVAL_S` for one test; folds the measured window.
+    ``option``: auto, off or a URL; ``host``: the test's host and ``api_key`` its key (sent only to
+    that host's origin); ``warmup_now``: whether the test is within --warmup now."""
 
-    def __init__(self, state: LLMState, option: str, host: str, api_key: str, insecure: bool) -> None:
-        self.state = state
+    def __init__(
+        self,
+        option: str,
+        host: str,
+        api_key: str = "",
+        insecure: bool = False,
+        warmup_now: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.option = option
+        self._warmup_now = warmup_now
         self.url = metrics_url(option, host)
         self.engine: Engine | None = None
         self.window = Window()
@@ -145,7 +152,7 @@ class Poller:
         self.latest = scrape
         if self.engine is None:
             self.engine = recognise(scrape)
-        if self.state.warmup_now():
+        if self._warmup_now():
             self.window = Window()  # the window starts at the first poll after the warm-up
             return
         self.window.add(scrape)

@@ -195,6 +195,8 @@ class Window:
         self.polls = 0
         self.increases: dict[str, float] = {}
         self.gauges: dict[str, _Gauge] = {}
+        #: per name, over its label sets at each poll: (their sum, their max)
+        self.by_name: dict[str, tuple[_Gauge, _Gauge]] = {}
         self.histograms: dict[str, tuple[str, ...]] = {}
 
     def add(self, scrape: Scrape) -> None:
@@ -206,12 +208,23 @@ class Window:
                 inc.setdefault(key, 0.0)
             else:
                 inc[key] = inc.get(key, 0.0) + (value - before if value >= before else value)
+        per_name: dict[str, tuple[float, float]] = {}
         for key, value in scrape.gauges.items():
             g = self.gauges.get(key)
             if g is None:
                 self.gauges[key] = _Gauge(value, value, value)
             else:
                 g.add(value)
+            name = name_of(key)
+            total, high = per_name.get(name, (0.0, -math.inf))
+            per_name[name] = (total + value, max(high, value))
+        for name, (total, high) in per_name.items():
+            both = self.by_name.get(name)
+            if both is None:
+                self.by_name[name] = (_Gauge(total, total, total), _Gauge(high, high, high))
+            else:
+                both[0].add(total)
+                both[1].add(high)
         for name, buckets in scrape.histograms.items():
             self.histograms[name] = buckets
         if self.first is None:
@@ -235,16 +248,13 @@ class Window:
         return None
 
     def gauge(self, names: Iterable[str], combine: str = "sum") -> dict[str, float] | None:
-        """last/min/max of the first of ``names`` present; over label sets: summed, or the max."""
+        """last/min/max over the polls of the first of ``names`` present, its label sets at each poll
+        summed (``combine="sum"``) or their max."""
         for name in names:
-            got = [g for k, g in self.gauges.items() if name_of(k) == name]
-            if got:
-                pick = sum if combine == "sum" else max
-                return {
-                    "last": pick(g.last for g in got),
-                    "min": pick(g.low for g in got),
-                    "max": pick(g.high for g in got),
-                }
+            both = self.by_name.get(name)
+            if both is not None:
+                g = both[0] if combine == "sum" else both[1]
+                return {"last": g.last, "min": g.low, "max": g.high}
         return None
 
     def now(self, names: Iterable[str], combine: str = "sum") -> float | None:
