@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import gevent
 import orjson
@@ -25,8 +26,14 @@ def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(servermetrics, "INTERVAL_S", 0.05)
 
 
+def until(done: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+
+
 def serve(metrics: str) -> Iterator[tuple[str, MockServer]]:
-    server = MockServer(Engine("batching", Timing(ttft_ms=5, itl_ms=2)), metrics=metrics)
+    server = MockServer(Engine("batching", Timing(ttft_ms=5, itl_ms=5)), metrics=metrics)
     port = server.start("127.0.0.1", 0)
     try:
         yield f"http://127.0.0.1:{port}", server
@@ -54,10 +61,10 @@ def test_the_window_counts_what_the_mock_served(names: str) -> None:
         chat(url, 2, 5)  # before the test: not in its window
         poller = Poller("auto", url + "/v1")
         poller.start()
-        gevent.sleep(0.2)
+        until(lambda p=poller: p.active)
         assert poller.active
         busy = gevent.spawn(chat, url, 6, 40)
-        gevent.sleep(0.05)
+        gevent.sleep(0.15)  # half-way through the streams (about 0.3 s), three polls later
         running = poller.now()[0]
         busy.get()
         poller.stop()
@@ -110,9 +117,9 @@ def test_failed_polls_are_counted_not_logged(caplog: pytest.LogCaptureFixture) -
     for url, server in serve("vllm"):
         poller = Poller(url + "/metrics", url)
         poller.start()
-        gevent.sleep(0.2)
+        until(lambda p=poller: p.polls >= 2)
         server.stop()
-        gevent.sleep(0.3)
+        until(lambda p=poller: p.failures >= 3)
         poller.stop()
         res = poller.results({"total_output_tokens": 0})
         assert res is not None and res["failures"] >= 3 and res["polls"] >= 2
