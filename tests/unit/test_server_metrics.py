@@ -141,3 +141,11 @@ def test_what_is_not_prometheus_text_is_one_line_error(text: str) -> None:
         parse(text, 0.0)
     message = str(info.value)
     assert message.startswith("not Prometheus text format") and "\n" not in message
+
+
+def test_reports_show_nothing_extra_without_server_metrics() -> None:
+    from llm_locust.reports import server as server_report
+
+    assert server_report.lines({}) == [] and server_report.html_section({}) == ""
+    assert not server_report.has_series([{"server_running": None, "server_kv_cache_usage": None}])
+    assert server_report.has_series([{"server_running": None}, {"server_running": 0.0}])
