@@ -2,8 +2,9 @@
 
 The owner of a test (a single process, or the master; never a worker) starts one :class:`Poller`
 greenlet at test start and stops it at test stop, polling once more then. It never runs on a user's
-request path: its GET has a short timeout, and the text is parsed in gevent's thread pool (a vLLM page
-is thousands of lines), so the users' event loop keeps running. ``auto`` probes the host's ``/metrics``
+request path: its GET has a short timeout, and the text (a vLLM page is thousands of lines) is parsed
+a few dozen lines at a time with a turn of the event loop between, so the users' streams keep being
+read. ``auto`` probes the host's ``/metrics``
 once and turns itself off with one info line when that is not Prometheus text; a URL that fails gets
 one warning line. Later failed polls are counted, not logged. The API key goes with the GET only when
 the metrics URL has the test host's origin (scheme, host, port).
@@ -26,7 +27,7 @@ from geventhttpclient import URL, HTTPClient
 
 from llm_locust.errors import ConfigError
 from llm_locust.locust.keys import origin
-from llm_locust.metrics.server import Engine, Scrape, ServerMetricsError, Window, parse, recognise
+from llm_locust.metrics.server import Engine, Parser, Scrape, ServerMetricsError, Window, pieces, recognise
 
 logger = logging.getLogger("llm_locust")
 
@@ -141,8 +142,7 @@ class Poller:
         ServerMetricsError; later polls count failures."""
         try:
             now = time.time()
-            text = self._fetch()
-            scrape: Scrape = gevent.get_hub().threadpool.spawn(parse, text, now).get()
+            scrape = self._parse(self._fetch(), now)
         except ServerMetricsError:
             if probe:
                 raise
@@ -156,6 +156,17 @@ class Poller:
             self.window = Window()  # the window starts at the first poll after the warm-up
             return
         self.window.add(scrape)
+
+    @staticmethod
+    def _parse(text: str, now: float) -> Scrape:
+        """A piece at a time, one turn of the event loop between pieces: a stream's reads wait for
+        one piece at most. (Whole in gevent's thread pool, the parse holds the GIL in 5 ms slices
+        against the loop, and held it longer: bench/server_metrics.py compares.)"""
+        parser = Parser()
+        for piece in pieces(text):
+            parser.feed(piece)
+            gevent.idle()
+        return parser.finish(now)
 
     def _fetch(self) -> str:
         assert self.url is not None

@@ -55,40 +55,93 @@ def name_of(key: str) -> str:
     return key.split("{", 1)[0]
 
 
+#: sample lines per piece of :func:`pieces`: a few milliseconds of prometheus_client's parser each
+PIECE_LINES = 64
+
+
+def pieces(text: str, lines: int = PIECE_LINES) -> list[str]:
+    """``text`` in pieces of at most ``lines`` sample lines, each led by its family's ``# TYPE`` line,
+    without the other comments and the ``_created`` series (prometheus_client's creation timestamps):
+    a :class:`Parser` takes them one at a time, so that a caller can let other work run between them."""
+    out: list[str] = []
+    kind = ""
+    buf: list[str] = []
+
+    def flush() -> None:
+        if buf:
+            out.append("\n".join((kind, *buf) if kind else buf) + "\n")
+            buf.clear()
+
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            if line.startswith("# TYPE "):
+                flush()
+                kind = line
+            continue
+        if line.split("{", 1)[0].split(" ", 1)[0].endswith("_created"):
+            continue
+        buf.append(line)
+        if len(buf) >= lines:
+            flush()
+    flush()
+    return out
+
+
+class Parser:
+    """Prometheus text format, a piece at a time (prometheus_client's parser), into one
+    :class:`Scrape`. An untyped series is a counter when its name ends in ``_total`` (Prometheus'
+    naming convention), else a gauge; a summary's quantiles are left out (they cover the server's
+    lifetime, not the window)."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, float] = {}
+        self.gauges: dict[str, float] = {}
+        self.histograms: dict[str, set[str]] = {}
+
+    def feed(self, piece: str) -> None:
+        """Parse one piece of :func:`pieces`; :class:`ServerMetricsError` when it is not Prometheus text."""
+        counters, gauges, histograms = self.counters, self.gauges, self.histograms
+        try:
+            for family in text_string_to_metric_families(piece):
+                kind = family.type
+                for s in family.samples:
+                    if s.name.endswith("_created") or isinstance(s.value, bool):
+                        continue
+                    value = float(s.value)
+                    if math.isnan(value):
+                        continue
+                    key = series_key(s.name, s.labels)
+                    if kind in ("histogram", "summary"):
+                        if "quantile" in s.labels:
+                            continue
+                        counters[key] = value
+                        if kind == "histogram" and s.name.endswith("_bucket"):
+                            histograms.setdefault(s.name[: -len("_bucket")], set()).add(key)
+                    elif kind == "counter" or (kind == "unknown" and s.name.endswith("_total")):
+                        counters[key] = value
+                    else:
+                        gauges[key] = value
+        except (ValueError, TypeError, IndexError) as exc:
+            first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise ServerMetricsError(f"not Prometheus text format ({first})") from None
+
+    def finish(self, time_s: float) -> Scrape:
+        """The scrape (polled at ``time_s``, Unix time); :class:`ServerMetricsError` without a sample."""
+        if not self.counters and not self.gauges:
+            raise ServerMetricsError("not Prometheus text format (no samples)")
+        histograms = {k: tuple(sorted(v)) for k, v in self.histograms.items()}
+        return Scrape(time_s, self.counters, self.gauges, histograms)
+
+
 def parse(text: str, time_s: float) -> Scrape:
-    """Parse Prometheus text format (prometheus_client's parser); raise :class:`ServerMetricsError`
-    when it is not that, or holds no sample. ``_created`` series (prometheus_client's creation
-    timestamps) are left out; an untyped series is a counter when its name ends in ``_total``
-    (Prometheus' naming convention), else a gauge."""
-    counters: dict[str, float] = {}
-    gauges: dict[str, float] = {}
-    histograms: dict[str, set[str]] = {}
-    try:
-        for family in text_string_to_metric_families(text):
-            kind = family.type
-            for s in family.samples:
-                if s.name.endswith("_created") or isinstance(s.value, bool):
-                    continue
-                value = float(s.value)
-                if math.isnan(value):
-                    continue
-                key = series_key(s.name, s.labels)
-                if kind in ("histogram", "summary"):
-                    if "quantile" in s.labels:
-                        continue  # a summary's own quantiles cover the server's lifetime, not the window
-                    counters[key] = value
-                    if kind == "histogram" and s.name.endswith("_bucket"):
-                        histograms.setdefault(s.name[: -len("_bucket")], set()).add(key)
-                elif kind == "counter" or (kind == "unknown" and s.name.endswith("_total")):
-                    counters[key] = value
-                else:
-                    gauges[key] = value
-    except (ValueError, TypeError, IndexError) as exc:
-        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise ServerMetricsError(f"not Prometheus text format ({first})") from None
-    if not counters and not gauges:
-        raise ServerMetricsError("not Prometheus text format (no samples)")
-    return Scrape(time_s, counters, gauges, {k: tuple(sorted(v)) for k, v in histograms.items()})
+    """Parse a whole page at once (see :class:`Parser`); :class:`ServerMetricsError` when it is not
+    Prometheus text format or holds no sample."""
+    parser = Parser()
+    for piece in pieces(text):
+        parser.feed(piece)
+    return parser.finish(time_s)
 
 
 @dataclass(frozen=True, slots=True)
