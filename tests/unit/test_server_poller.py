@@ -169,3 +169,22 @@ def test_option_values() -> None:
     assert public_url("http://u:p@h:1/metrics?k=v") == "http://h:1/metrics"
     with pytest.raises(ValueError, match="--server-metrics 'ftp://h/metrics' must be auto, off or an http"):
         check_option("ftp://h/metrics")
+
+
+def test_the_window_starts_at_the_first_poll_after_the_warmup() -> None:
+    for url, _server in serve("vllm"):
+        warm = [True]
+        poller = Poller("auto", url, warmup_now=lambda w=warm: w[0])
+        poller.start()
+        until(lambda p=poller: p.active)
+        chat(url, 2, 10)  # within --warmup: the server counts them, the window must not
+        seen = poller.polls
+        until(lambda p=poller, n=seen: p.polls >= n + 2)
+        warm[0] = False
+        seen = poller.polls
+        until(lambda p=poller, n=seen: p.polls >= n + 1)  # the window's first poll
+        chat(url, 3, 7)
+        poller.stop()
+        res = poller.results({"total_output_tokens": 21})
+        assert res is not None and res["generation_tokens"] == 21 and res["tokens_check"]["difference"] == 0
+        assert 2 <= res["window"]["polls"] < res["polls"]
