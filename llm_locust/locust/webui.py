@@ -331,13 +331,13 @@ _CHARTS: tuple[tuple[str, str, str, tuple[tuple[str, str, str], ...]], ...] = (
 _SERVER_CHARTS: tuple[tuple[str, str, str, tuple[tuple[str, str, str], ...]], ...] = (
     (
         "server-requests",
-        "Server: requests running and waiting (its /metrics)",
+        "Server: running / waiting requests",
         "count",
         (("running", "server_running", "server_running"), ("waiting", "server_waiting", "server_waiting")),
     ),
     (
         "server-kv",
-        "Server: KV-cache use (its /metrics)",
+        "Server: KV-cache use",
         "fraction",
         (("KV cache", "server_kv_cache_usage", "kv"),),
     ),

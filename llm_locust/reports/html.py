@@ -222,13 +222,13 @@ _OVER_TIME: tuple[tuple[str, str, str, tuple[tuple[str, str, str], ...]], ...] =
 _SERVER_OVER_TIME = (
     (
         "ts-server-requests",
-        "Server: requests running and waiting (its /metrics)",
+        "Server: running / waiting requests",
         "count",
         (("running", "server_running", "server_running"), ("waiting", "server_waiting", "server_waiting")),
     ),
     (
         "ts-server-kv",
-        "Server: KV-cache use (its /metrics)",
+        "Server: KV-cache use",
         "fraction",
         (("KV cache", "server_kv_cache_usage", "kv"),),
     ),
