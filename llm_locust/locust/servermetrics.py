@@ -27,7 +27,16 @@ from geventhttpclient import URL, HTTPClient
 
 from llm_locust.errors import ConfigError
 from llm_locust.locust.keys import origin
-from llm_locust.metrics.server import Engine, Parser, Scrape, ServerMetricsError, Window, pieces, recognise
+from llm_locust.metrics.server import (
+    Engine,
+    Parser,
+    Scrape,
+    ServerMetricsError,
+    Window,
+    gauge_now,
+    pieces,
+    recognise,
+)
 
 logger = logging.getLogger("llm_locust")
 
@@ -196,9 +205,11 @@ class Poller:
         engine, latest = self.engine, self.latest
         if engine is None or latest is None:
             return None, None, None
-        w = Window()
-        w.add(latest)
-        return w.now(engine.running), w.now(engine.waiting), w.now(engine.kv_cache_usage, combine="max")
+        return (
+            gauge_now(latest, engine.running),
+            gauge_now(latest, engine.waiting),
+            gauge_now(latest, engine.kv_cache_usage, combine="max"),
+        )
 
     def results(self, ours: dict[str, Any]) -> dict[str, Any] | None:
         """``server_metrics`` of the results (None when not polled); ``ours``: the results so far,

@@ -311,15 +311,8 @@ class Window:
         return None
 
     def now(self, names: Iterable[str], combine: str = "sum") -> float | None:
-        """The latest poll's value of the first of ``names`` present (for the time series)."""
-        scrape = self.last
-        if scrape is None:
-            return None
-        for name in names:
-            got = [v for k, v in scrape.gauges.items() if name_of(k) == name]
-            if got:
-                return sum(got) if combine == "sum" else max(got)
-        return None
+        """The latest poll's value of the first of ``names`` present (see :func:`gauge_now`)."""
+        return None if self.last is None else gauge_now(self.last, names, combine)
 
     def histogram(self, names: Iterable[str]) -> dict[str, Any] | None:
         """count, mean and quantiles (ms) of the first of ``names`` present, from the window's
@@ -379,6 +372,15 @@ class Window:
                 k: {"last": g.last, "min": g.low, "max": g.high} for k, g in sorted(self.gauges.items())
             },
         }
+
+
+def gauge_now(scrape: Scrape, names: Iterable[str], combine: str = "sum") -> float | None:
+    """``scrape``'s value of the first of ``names`` present, its label sets summed or their max."""
+    for name in names:
+        got = [v for k, v in scrape.gauges.items() if name_of(k) == name]
+        if got:
+            return sum(got) if combine == "sum" else max(got)
+    return None
 
 
 def quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
