@@ -110,10 +110,11 @@ class Poller:
             self._greenlet = gevent.spawn(self._run)
 
     def stop(self) -> None:
-        """At test stop: end the loop, then poll once more (the window's end)."""
+        """At test stop: end the loop, then poll once more (the window's end); once."""
         greenlet, self._greenlet = self._greenlet, None
-        if greenlet is not None:
-            greenlet.kill(block=True)
+        if greenlet is None:
+            return
+        greenlet.kill(block=True)
         if self.active:
             self.poll()
 

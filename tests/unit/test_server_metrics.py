@@ -149,3 +149,22 @@ def test_reports_show_nothing_extra_without_server_metrics() -> None:
     assert server_report.lines({}) == [] and server_report.html_section({}) == ""
     assert not server_report.has_series([{"server_running": None, "server_kv_cache_usage": None}])
     assert server_report.has_series([{"server_running": None}, {"server_running": 0.0}])
+
+
+def test_sglang_names() -> None:
+    page = (
+        '# TYPE sglang:num_running_reqs gauge\nsglang:num_running_reqs{{dp_rank="0"}} {r}\n'
+        'sglang:num_running_reqs{{dp_rank="1"}} 1\n'
+        '# TYPE sglang:num_queue_reqs gauge\nsglang:num_queue_reqs{{dp_rank="0"}} 2\n'
+        '# TYPE sglang:token_usage gauge\nsglang:token_usage{{dp_rank="0"}} 0.5\n'
+        '# TYPE sglang:prompt_tokens_total counter\nsglang:prompt_tokens_total{{dp_rank="0"}} {p}\n'
+        '# TYPE sglang:cached_tokens_total counter\nsglang:cached_tokens_total{{dp_rank="0"}} {c}\n'
+        '# TYPE sglang:generation_tokens_total counter\nsglang:generation_tokens_total{{dp_rank="0"}} {g}\n'
+    )
+    w = window(page.format(r=3, p=100, c=0, g=10), page.format(r=5, p=300, c=50, g=90))
+    engine = recognise(w.first) if w.first else None
+    assert engine is not None and engine.name == "sglang"
+    got = w.canonical(engine)
+    assert got["running"] == {"last": 6.0, "min": 4.0, "max": 6.0} and got["waiting"]["last"] == 2.0
+    assert got["kv_cache_usage"]["max"] == 0.5 and got["generation_tokens"] == 80
+    assert got["prefix_cache_hit_rate"] == pytest.approx(50 / 200)  # SGLang's prompt tokens include cached
