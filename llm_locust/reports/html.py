@@ -156,7 +156,9 @@ def _header(res: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         f'<div class="card"><div class="v {cls}">{v}</div><div class="l">{_e(label)}</div></div>'
         for label, v, cls in cards
     )
-    nav = [("summary", "Summary"), ("over-time", "Over time"), ("distributions", "Distributions")]
+    nav = [("summary", "Summary"), ("over-time", "Over time")]
+    nav += [("server-metrics", "Server metrics")] if res.get("server_metrics") else []
+    nav += [("distributions", "Distributions")]
     nav += [("failures", "Failures")]
     if res.get("levels"):
         nav.append(("levels", "Per level"))

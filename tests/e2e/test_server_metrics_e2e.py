@@ -38,4 +38,6 @@ def test_server_tokens_equal_ours_in_json_summary_and_html(tmp_path: Path, mock_
     assert max(running) > 0 and all(0 <= r <= 2 for r in running), running
     assert "Generation tokens, server / ours:" in run.output
     page = html.read_text()
-    assert 'id="server-metrics"' in page and "Server: KV-cache use" in page
+    assert (
+        'id="server-metrics"' in page and 'href="#server-metrics"' in page and "Server: KV-cache use" in page
+    )
