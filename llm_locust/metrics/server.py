@@ -106,13 +106,17 @@ class Parser:
         try:
             for family in text_string_to_metric_families(piece):
                 kind = family.type
+                # the parser names a counter's samples NAME_total even where the server wrote NAME
+                # (llama.cpp's llamacpp:n_tokens_max): keep the server's own name
+                total = f"{family.name}_total"
+                renamed = kind == "counter" and total not in piece
                 for s in family.samples:
                     if s.name.endswith("_created") or isinstance(s.value, bool):
                         continue
                     value = float(s.value)
                     if math.isnan(value):
                         continue
-                    key = series_key(s.name, s.labels)
+                    key = series_key(family.name if renamed and s.name == total else s.name, s.labels)
                     if kind in ("histogram", "summary"):
                         if "quantile" in s.labels:
                             continue

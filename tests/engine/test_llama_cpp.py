@@ -198,3 +198,4 @@ def test_server_metrics_agree_with_our_counts(tmp_path: Path, llama1: str) -> No
     assert sm["prefix_cache_hits"] == res["cached_input_tokens"] > 0
     assert sm["prefix_cache_queries"] == res["total_input_tokens"]
     assert sm["running"]["max"] == 1 and sm["series"]["gauges"]["llamacpp:n_busy_slots_per_decode"]
+    assert "llamacpp:n_tokens_max" in sm["series"]["counters"]  # a counter without _total: its own name

@@ -105,11 +105,12 @@ def test_quantile_is_prometheus_histogram_quantile() -> None:
 
 
 def test_a_series_new_in_the_window_counts_from_its_first_poll() -> None:
-    first = "# TYPE a_total counter\na_total 5\n"
+    first = "# TYPE a_total counter\na_total 5\n# TYPE n_max counter\nn_max 3\n"
     later = '# TYPE a_total counter\na_total 9\n# TYPE b_total counter\nb_total{x="1"} 40\n'
     last = '# TYPE a_total counter\na_total 10\n# TYPE b_total counter\nb_total{x="1"} 42\n'
     w = window(first, later, last)
-    assert w.series()["counters"] == {"a_total": 5, 'b_total{x="1"}': 2}
+    # n_max is a counter without _total (llama.cpp has one): under its own name
+    assert w.series()["counters"] == {"a_total": 5, 'b_total{x="1"}': 2, "n_max": 0}
     assert recognise(w.last) is None if w.last else False
     assert w.canonical(None) == {}
 
