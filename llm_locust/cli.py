@@ -123,6 +123,13 @@ def _parser() -> argparse.ArgumentParser:
         "to check a client's arrival process and concurrency cap (the last 1,000,000 requests per "
         "process)",
     )
+    m.add_argument(
+        "--metrics",
+        choices=("vllm", "llamacpp", "off"),
+        default="off",
+        help="Serve GET /metrics (Prometheus text) in vLLM's or llama.cpp's names, counting what the mock "
+        "served (one process only: not with --workers) (default off)",
+    )
     m.add_argument("--seed", type=int, default=None, help="Random seed for faults and jitter")
     m.add_argument(
         "--workers",
@@ -282,6 +289,9 @@ def _mock(args: Any, argv: Sequence[str]) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("llm-locust mock: error: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    if args.metrics != "off" and args.workers > 1:  # each worker would count only what it served
+        print("llm-locust mock: error: --metrics counts one process; not with --workers", file=sys.stderr)
+        return 2
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     host = f"[{args.host}]" if ":" in args.host else args.host
     scheme = "https" if tls else "http"
@@ -323,6 +333,7 @@ def _mock(args: Any, argv: Sequence[str]) -> int:
         prefix_cache_block=args.prefix_cache_block,
         record_prompts=args.record_prompts,
         record_arrivals=args.record_arrivals,
+        metrics=args.metrics,
     )
     if worker is not None:  # its sockets are bound by the parent, which announces the port
         server.start(args.host, args.port, tls, listener=socket.socket(fileno=worker.listen_fd))

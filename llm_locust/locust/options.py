@@ -18,6 +18,7 @@ from llm_locust.errors import ConfigError
 from llm_locust.flavors import API_CHOICES, AUTO
 from llm_locust.locust.keys import KeyBinding, key_of
 from llm_locust.locust.load_options import LoadConfig, add_load_arguments, load_from_options
+from llm_locust.locust.servermetrics import check_option, public_url
 from llm_locust.locust.workload_options import WorkloadConfig, add_workload_arguments, workload_from_options
 from llm_locust.metrics.slo import Objective, parse_goodput, parse_objectives
 
@@ -154,6 +155,12 @@ def add_arguments(parser: Any) -> None:
         default="cl100k_base",
         help="tiktoken encoding name or path to a tokenizer.json, for counts the server does not give",
     )
+    opt(
+        "--server-metrics",
+        default="auto",
+        help="The server's own Prometheus metrics, polled every second beside ours: auto (the host's "
+        "/metrics, if it answers in Prometheus text), a URL, or off (default auto)",
+    )
     add_workload_arguments(opt)
     add_load_arguments(opt)
     # For CI gates: not in the web UI's form (a list, and a headless run's business).
@@ -214,6 +221,8 @@ class RunConfig:
     load: LoadConfig = field(default_factory=LoadConfig)
     #: --llm-requests: the JSON lines file of every request ("": none)
     llm_requests: str = ""
+    #: --server-metrics: auto, off or a URL (llm_locust.locust.servermetrics)
+    server_metrics: str = "auto"
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -248,6 +257,7 @@ class RunConfig:
             "slo": [o.text for o in self.objectives],
             "goodput_ms": dict(self.goodput),
             **self.load.public(),
+            "server_metrics": public_url(self.server_metrics),
         }
 
 
@@ -353,6 +363,7 @@ def config_from_options(options: Any, host: str | None, binding: KeyBinding | No
         goodput=parse_goodput(_texts(getattr(options, "goodput", None))),
         load=load_from_options(options),
         llm_requests=getattr(options, "llm_requests", "") or "",
+        server_metrics=check_option(getattr(options, "server_metrics", "auto")),
     )
 
 

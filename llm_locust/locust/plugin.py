@@ -22,12 +22,22 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, MasterRun
 import llm_locust
 from llm_locust.errors import ConfigError
 from llm_locust.flavors import AUTO
-from llm_locust.locust import distributed, openloop, outputs, progress, requestlog, samples, webform, webui
+from llm_locust.locust import (
+    distributed,
+    openloop,
+    outputs,
+    progress,
+    requestlog,
+    samples,
+    servermetrics,
+    webform,
+    webui,
+)
 from llm_locust.locust.bench_keys import bench_keys, keys_of
 from llm_locust.locust.distributed import lost_workers
 from llm_locust.locust.exporter import install as install_exporter
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
-from llm_locust.locust.options import add_arguments, config_from_options
+from llm_locust.locust.options import RunConfig, add_arguments, config_from_options
 from llm_locust.locust.otel import install as install_otel
 from llm_locust.locust.state import LLMState, state_of
 from llm_locust.metrics.slo import EXIT_SLO_MISSED
@@ -134,6 +144,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     ev = environment.events
     ev.test_start.add_listener(lambda environment, **kw: _on_test_start(state))
     ev.reset_stats.add_listener(lambda **kw: state.reset())
+    ev.reset_stats.add_listener(lambda **kw: state.server_metrics and state.server_metrics.reset())
     ev.spawning_complete.add_listener(lambda user_count, **kw: _on_spawned(state, user_count))
 
     distributed.listen(environment, state)
@@ -248,6 +259,19 @@ def _start_test(state: LLMState) -> None:
         state.health.start()
     if not isinstance(env.runner, WorkerRunner) and state.sampler is None:
         state.sampler = gevent.spawn(_sample_loop, state)
+    if not isinstance(env.runner, WorkerRunner):
+        _start_server_metrics(state, config)
+
+
+def _start_server_metrics(state: LLMState, config: RunConfig) -> None:
+    """--server-metrics: the owner's poller for this test (a test started again gets a new one)."""
+    if state.server_metrics is not None:
+        state.server_metrics.stop()
+    poller = servermetrics.Poller(
+        config.server_metrics, config.host, config.api_key, config.insecure, state.warmup_now
+    )
+    state.server_metrics = poller if poller.url is not None else None
+    poller.start()
 
 
 def _mark_end(state: LLMState) -> None:
@@ -256,6 +280,8 @@ def _mark_end(state: LLMState) -> None:
     if state.progress is not None:
         state.progress.kill(block=False)
         state.progress = None
+    if state.server_metrics is not None:
+        state.server_metrics.stop()  # polls once more: the window's end
     if state.sampler is not None:
         state.sampler.kill(block=False)
         state.sampler = None
@@ -299,6 +325,9 @@ def _results(state: LLMState) -> dict[str, Any]:
     )
     results = {**vllm_keys, **results}  # first, where vLLM's files have them
     slo_report.attach(results, config.objectives, config.slo_per_level)
+    poller = state.server_metrics
+    if poller is not None and (server := poller.results(results)) is not None:
+        results["server_metrics"] = server
     return results
 
 

@@ -94,6 +94,7 @@ class LLMState:
         self.before_reset: list[Callable[[], None]] = []
         self.exporter: Any = None  # llm_locust.locust.exporter.Exporter, where metrics are exported
         self.genai: Any = None  # llm_locust.locust.otel.GenAIMetrics, under Locust's --otel
+        self.server_metrics: Any = None  # llm_locust.locust.servermetrics.Poller, on the test's owner
 
     # -- configuration ---------------------------------------------------------------------
     def require_config(self) -> RunConfig:
@@ -210,9 +211,17 @@ class LLMState:
         )
         self._warmup_excluded_at_sample = excluded
         in_flight = self.in_flight_total()
+        poller = self.server_metrics
+        server = poller.now() if poller is not None else (None, None, None)
         self.timeseries.sample(
-            time.time(), users, in_flight, self.level, last=last, target_rate_per_s=rate, warmup=warmup
-        )
+            time.time(), users, in_flight, self.level, last=last, target_rate_per_s=rate, warmup=warmup,
+            server=server,
+        )  # fmt: skip
+
+    def warmup_now(self) -> bool:
+        """Whether the test is within --warmup now (open or closed loop)."""
+        control = self.rate_control
+        return bool(control.warmup_now()) if control is not None else self._closed_loop_warmup_now()
 
     def _closed_loop_warmup_now(self) -> bool:
         load = self.config.load if self.config is not None else None

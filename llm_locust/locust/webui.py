@@ -353,6 +353,21 @@ _CHARTS: tuple[tuple[str, str, str, tuple[tuple[str, str, str], ...]], ...] = (
         (("in flight", "in_flight", "in_flight"), ("users", "users", "users")),
     ),
 )
+#: The server's own gauges (--server-metrics): hidden until a point carries one.
+_SERVER_CHARTS: tuple[tuple[str, str, str, tuple[tuple[str, str, str], ...]], ...] = (
+    (
+        "server-requests",
+        "Server: running / waiting requests",
+        "count",
+        (("running", "server_running", "server_running"), ("waiting", "server_waiting", "server_waiting")),
+    ),
+    (
+        "server-kv",
+        "Server: KV-cache use",
+        "fraction",
+        (("KV cache", "server_kv_cache_usage", "kv"),),
+    ),
+)
 
 
 def _trace(name: str, color: str) -> dict[str, Any]:
@@ -365,9 +380,10 @@ def _trace(name: str, color: str) -> dict[str, Any]:
 def charts_html(model: str) -> str:
     """The live charts page; its script polls ``timeseries`` (relative URL) every :data:`POLL_MS`."""
     divs: list[str] = []
+    server_divs: list[str] = []
     draws: list[str] = []
     series: dict[str, list[str]] = {}
-    for div_id, title, unit, traces in _CHARTS:
+    for div_id, title, unit, traces in (*_CHARTS, *_SERVER_CHARTS):
         div, js = charts.figure(
             f"chart-{div_id}",
             [_trace(name, color) for name, _field, color in traces],
@@ -378,7 +394,7 @@ def charts_html(model: str) -> str:
                 "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.12},
             },
         )
-        divs.append(div)
+        (server_divs if div_id.startswith("server-") else divs).append(div)
         draws.append(js)
         series[f"chart-{div_id}"] = [field for _name, field, _color in traces]
     heading = "LLM live charts" + (f" · {model}" if model else "")
@@ -391,6 +407,7 @@ def charts_html(model: str) -> str:
         '<input id="llm-rate-value" type="number" min="0" step="any" style="width:7em"> req/s '
         '<button type="submit">Set rate</button> <span id="llm-rate-status" class="muted"></span></form>\n'
         f'<div class="grid">{"".join(divs)}</div>'
+        f'<div id="llm-server-charts" class="grid" style="display:none">{"".join(server_divs)}</div>'
     )
     script = "\n".join(draws) + _POLL_JS.replace("__SERIES__", charts.to_script_json(series)).replace(
         "__POLL_MS__", str(POLL_MS)
@@ -427,6 +444,12 @@ async function poll() {
       for (const [div, fields] of Object.entries(SERIES)) {
         Plotly.extendTraces(div, {x: fields.map(() => x), y: fields.map(f => pts.map(p => p[f]))},
                             fields.map((_, i) => i));
+      }
+      const server = document.getElementById("llm-server-charts");
+      if (server.style.display === "none" && pts.some(p => p.server_running != null ||
+                                                      p.server_kv_cache_usage != null)) {
+        server.style.display = "";  // the server answers /metrics: show its charts
+        server.querySelectorAll(".chart").forEach(el => Plotly.Plots.resize(el));
       }
       lastTime = pts[pts.length - 1].time_s;
       nPoints += pts.length;

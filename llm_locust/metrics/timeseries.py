@@ -53,6 +53,10 @@ class Point:
     target_rate_per_s: float | None = None
     #: within --warmup: shown here, left out of every statistic
     warmup: bool = False
+    #: the server's own gauges at its latest poll (--server-metrics; None where it has none)
+    server_running: float | None = None
+    server_waiting: float | None = None
+    server_kv_cache_usage: float | None = None  # 0-1
 
 
 class TimeSeries:
@@ -102,9 +106,11 @@ class TimeSeries:
         last: bool = False,
         target_rate_per_s: float | None = None,
         warmup: bool = False,
+        server: tuple[float | None, float | None, float | None] = (None, None, None),
     ) -> Point:
         """Close the current bucket at ``now_s`` (Unix time) and return the window's point, kept in
-        :attr:`points` (thinned beyond :data:`MAX_POINTS`; the ``last`` point of a test always)."""
+        :attr:`points` (thinned beyond :data:`MAX_POINTS`; the ``last`` point of a test always);
+        ``server``: the server's running, waiting and KV-cache use at its latest poll."""
         if self._started_s is None:
             self._started_s = now_s - self.bucket_s
         bucket = self._current
@@ -131,6 +137,9 @@ class TimeSeries:
             "level": level,
             "target_rate_per_s": target_rate_per_s,
             "warmup": warmup,
+            "server_running": server[0],
+            "server_waiting": server[1],
+            "server_kv_cache_usage": server[2],
         }
         for metric in WINDOW:
             got = window.hist[metric.name].percentiles([p for p, _field in metric.window])

@@ -94,6 +94,8 @@ def _count_usage(srv: MockServer, name: str, reply: Reply) -> None:
     srv.count(name, "prompt_tokens", reply.prompt_tokens)
     if reply.cached:
         srv.count(name, "cached_prompt_tokens", reply.cached)
+    if srv.metrics is not None:
+        srv.metrics.answered(reply)
 
 
 def _refuse(srv: MockServer, sock: socket.socket, flavor: MockFlavor, exc: BadRequest) -> bool:
@@ -142,6 +144,7 @@ def _whole(srv: MockServer, sock: socket.socket, flavor: MockFlavor, ask: Ask, r
     words = [WORDS[i % len(WORDS)] for i in range(n)]
     k = reply.n_reasoning
     srv.count(flavor.name, "ok")
+    srv.count(flavor.name, "whole_tokens", n)  # generated, not streamed (/metrics counts them)
     _count_usage(srv, flavor.name, reply)
     return send_json(sock, 200, flavor.whole(reply, ask, "".join(words[:k]), "".join(words[k:])))
 

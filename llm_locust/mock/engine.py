@@ -68,6 +68,7 @@ class Engine:
         self.running = 0
         self.waiting = 0
         limit = slots if kind == "slots" else max_seqs if kind == "batching" else 0
+        self.capacity = limit  # requests that run at once (0: no limit)
         self._gate: Semaphore | None = Semaphore(limit) if limit > 0 else None
         self._rng = random.Random(seed)
 

@@ -5,7 +5,9 @@ Routes: ``POST /v1/chat/completions`` (openai-chat), ``POST /v1/completions`` (o
 ``POST /v1/responses`` (openai-responses), ``POST /api/chat`` (ollama-chat), ``POST /api/generate``
 (ollama-generate), ``POST /v1/messages`` (anthropic-messages), each streaming and not (see
 :mod:`llm_locust.mock.flavors` for each API's shapes); ``GET /v1/models`` and ``GET /api/tags`` (the
-model, in OpenAI's and Ollama's lists); ``GET /health``; ``GET /mock/stats`` (what it served, in
+model, in OpenAI's and Ollama's lists); ``GET /health``;
+``GET /metrics`` with ``--metrics vllm|llamacpp`` (:mod:`llm_locust.mock.metrics`: what it served, in
+that engine's Prometheus names); ``GET /mock/stats`` (what it served, in
 total and per flavor, for exact comparisons); ``POST /mock/reset`` (forgets what it served and
 cached). Paths match exactly: a client
 whose host ends in ``/v1`` asks for ``/v1/...`` once (``wire.urls.join_path``).
@@ -55,7 +57,8 @@ from llm_locust.mock.cache import PrefixCache
 from llm_locust.mock.engine import Engine
 from llm_locust.mock.faults import FAULT_HELP, FAULT_OUTCOMES, FAULTS
 from llm_locust.mock.flavors import FLAVORS, ROUTES
-from llm_locust.mock.httpio import Connection, send_json
+from llm_locust.mock.httpio import Connection, send, send_json
+from llm_locust.mock.metrics import CONTENT_TYPE, MockMetrics
 from llm_locust.mock.prompts import PromptCounter, digest
 from llm_locust.mock.workers import WORKER_RESET, WORKER_STATS, ask, merge
 from llm_locust.wire import rxclock
@@ -76,7 +79,7 @@ class MockServer:
     and ``slow_headers`` stay silent; ``prefix_cache_block``: the prefix cache's block, in tokens (0:
     no cache); ``record_prompts``: count each request's last user message in ``prompts``;
     ``record_arrivals``: keep when each generation request arrived and ended, for ``arrivals_s`` and
-    ``peak_in_flight``."""
+    ``peak_in_flight``; ``metrics``: the names of ``GET /metrics`` (``vllm``, ``llamacpp``; ``off``: none)."""
 
     def __init__(
         self,
@@ -90,6 +93,7 @@ class MockServer:
         prefix_cache_block: int = 16,
         record_prompts: bool = False,
         record_arrivals: bool = False,
+        metrics: str = "off",
     ) -> None:
         if reasoning_tokens < 0:
             raise ValueError(f"--reasoning-tokens must be >= 0, not {reasoning_tokens}")
@@ -113,6 +117,7 @@ class MockServer:
         #: (arrived_s, ended_s) of each generation request (None: not recorded)
         self.arrivals: ArrivalLog | None = ArrivalLog() if record_arrivals else None
         self._rng = random.Random(seed)
+        self.metrics: MockMetrics | None = None if metrics == "off" else MockMetrics(metrics)
         self._server: StreamServer | None = None
         self._side: StreamServer | None = None
         self._tls: ssl.SSLContext | None = None
@@ -229,6 +234,8 @@ class MockServer:
             self.arrivals.clear()
         if self.prefix_cache is not None:
             self.prefix_cache.clear()
+        if self.metrics is not None:
+            self.metrics.reset()
 
     def record(self, last_user: str) -> None:
         """Count a request that carried ``last_user`` (with ``--record-prompts``)."""
@@ -350,6 +357,8 @@ class MockServer:
         elif method == "GET":
             if path == "/health":
                 return send_json(sock, 200, {"status": "ok"})
+            if path == "/metrics" and self.metrics is not None:
+                return send(sock, 200, self.metrics.render(self), CONTENT_TYPE)
             if path == "/v1/models":
                 data = [{"id": self.model, "object": "model", "owned_by": "llm-locust-mock"}]
                 return send_json(sock, 200, {"object": "list", "data": data})

@@ -23,6 +23,9 @@ COLORS: dict[str, str] = {
     "tokens": "#2ca02c",
     "users": "#7f7f7f",
     "in_flight": "#ff7f0e",
+    "server_running": "#9467bd",
+    "server_waiting": "#8c564b",
+    "kv": "#17becf",
 }
 
 

@@ -21,6 +21,7 @@ from llm_locust.metrics.catalog import ITL, TOKENS_PER_S, TTFT, Metric, View, sh
 from llm_locust.metrics.records import FAILURE_MEANINGS
 from llm_locust.metrics.timeseries import DEFAULT_WINDOW_S
 from llm_locust.reports import charts, html_workload
+from llm_locust.reports import server as server_report
 from llm_locust.reports.html_parts import e as _e
 from llm_locust.reports.html_parts import fmt as _fmt
 from llm_locust.reports.html_parts import legend, mark
@@ -59,6 +60,7 @@ def render(results: Mapping[str, Any]) -> str:
         _header(results, meta),
         _summary_section(results),
         _over_time_section(results.get("timeseries") or [], meta, scripts),
+        server_report.html_section(results),
         _histogram_section(results, scripts),
         _failures_section(results, scripts),
         _ladder_section(results.get("levels") or [], scripts),
@@ -154,7 +156,9 @@ def _header(res: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         f'<div class="card"><div class="v {cls}">{v}</div><div class="l">{_e(label)}</div></div>'
         for label, v, cls in cards
     )
-    nav = [("summary", "Summary"), ("over-time", "Over time"), ("distributions", "Distributions")]
+    nav = [("summary", "Summary"), ("over-time", "Over time")]
+    nav += [("server-metrics", "Server metrics")] if res.get("server_metrics") else []
+    nav += [("distributions", "Distributions")]
     nav += [("failures", "Failures")]
     if res.get("levels"):
         nav.append(("levels", "Per level"))
@@ -216,6 +220,21 @@ _OVER_TIME: tuple[tuple[str, str, str, tuple[tuple[str, str, str], ...]], ...] =
         (("in flight", "in_flight", "in_flight"), ("users", "users", "users")),
     ),
 )
+#: The server's own gauges over time (--server-metrics), drawn only when the series carries them.
+_SERVER_OVER_TIME = (
+    (
+        "ts-server-requests",
+        "Server: running / waiting requests",
+        "count",
+        (("running", "server_running", "server_running"), ("waiting", "server_waiting", "server_waiting")),
+    ),
+    (
+        "ts-server-kv",
+        "Server: KV-cache use",
+        "fraction",
+        (("KV cache", "server_kv_cache_usage", "kv"),),
+    ),
+)
 
 
 def _over_time_section(points: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], out: list[str]) -> str:
@@ -236,7 +255,8 @@ def _over_time_section(points: Sequence[Mapping[str, Any]], meta: Mapping[str, A
         return trace
 
     divs = []
-    for div_id, title, unit, series in _OVER_TIME:
+    server = _SERVER_OVER_TIME if server_report.has_series(list(points)) else ()
+    for div_id, title, unit, series in (*_OVER_TIME, *server):
         traces = [line(*s) for s in series]
         x_axis = _axis("time since start (s)", rangemode="tozero")
         layout = {"title": title, "xaxis": x_axis, "yaxis": _axis(unit, rangemode="tozero"), **marks}

@@ -26,6 +26,7 @@ from llm_locust.metrics.catalog import (
 )
 from llm_locust.metrics.histogram import Histogram, finite
 from llm_locust.metrics.records import FAILURE_CATEGORIES
+from llm_locust.reports import server as server_report
 from llm_locust.reports import slo as slo_report
 from llm_locust.reports import workload
 
@@ -220,6 +221,7 @@ def format_summary(res: dict[str, Any]) -> str:
         lines += ["", workload.format_turns(res["turns"])]
     lines += workload.legend_lines(res)
     lines += slo_report.lines(res)
+    lines += server_report.lines(res, w)
     lines.append("=" * 72)
     return "\n".join(lines)
 

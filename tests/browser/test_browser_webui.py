@@ -160,6 +160,7 @@ def test_llm_tab_and_live_charts_in_the_browser(tmp_path: Path, mock_engine, pag
         assert max(data["chart-users"][1]["y"]) == 4
         assert page.locator("svg .point").count() > 0  # plotly drew markers
         assert "Cannot reach" not in page.locator("#llm-status").inner_text()
+        assert page.locator("#llm-server-charts").is_hidden()  # the mock serves no /metrics here
         page.shot("webui-charts")
         assert "sk-never-shown-7" not in page.content()
 
@@ -172,6 +173,27 @@ def test_llm_tab_and_live_charts_in_the_browser(tmp_path: Path, mock_engine, pag
             f" return n >= 1 && n < {before}; }}",
             timeout=10_000,
         )
+
+
+def test_live_charts_show_the_server_s_own_metrics(tmp_path: Path, mock_engine, page) -> None:
+    """--server-metrics auto against the mock's vLLM-named /metrics: the charts page shows the
+    server's running/waiting requests and KV-cache use from its first point that carries them."""
+    mock = mock_engine("--engine", "batching", "--max-seqs", "2", "--ttft-ms", "50", "--itl-ms", "15",
+                       "--metrics", "vllm")  # fmt: skip
+    options = ("--max-tokens", "24", "--autostart", "-u", "4", "-r", "4")
+    with locust_web_ui(tmp_path, mock.url, *options) as (url, _log):
+        page.goto(url + "/llm/charts")
+        page.wait_for_function("() => Number(document.body.dataset.points || 0) >= 2", timeout=15_000)
+        assert page.locator("#llm-server-charts").is_visible()
+        data = page.evaluate(
+            """() => Object.fromEntries(["chart-server-requests", "chart-server-kv"].map(
+                 id => [id, document.getElementById(id).data.map(t => ({name: t.name, y: t.y}))]))"""
+        )
+        assert [t["name"] for t in data["chart-server-requests"]] == ["running", "waiting"]
+        running = data["chart-server-requests"][0]["y"]
+        assert max(running) > 0 and all(0 <= r <= 2 for r in running), running  # --max-seqs 2
+        assert all(0 <= u <= 1 for u in data["chart-server-kv"][0]["y"])
+        page.shot("webui-server-charts")
 
 
 def test_master_web_ui_shows_the_workers_requests(tmp_path: Path, mock_engine) -> None:

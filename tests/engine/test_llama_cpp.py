@@ -177,3 +177,25 @@ def test_later_turns_of_a_conversation_reuse_the_server_s_prompt_cache(tmp_path:
     # its whole history up to the previous answer (about 0.18 against 0.55 and 0.71 here)
     assert min(later) > max(0.4, 2 * first)
     assert "Per turn" in run.output and "Prefix cache:" in run.output
+
+
+def test_server_metrics_agree_with_our_counts(tmp_path: Path, llama1: str) -> None:
+    """--server-metrics auto against llama-server --metrics: over the run's window its generated,
+    prompt and cached prompt tokens are exactly what our requests' usage said."""
+    run = run_locust(tmp_path, llama1, "-u", "1", "-t", "4s", "--stop-timeout", "30", "--dataset",
+                     "synthetic", "--turns", "2", "--input-tokens", "48", "--max-tokens", "24",
+                     "--ignore-eos")  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    res = run.results
+    assert res is not None and res["failed"] == 0 and res["completed"] >= 2
+    sm = res["server_metrics"]
+    print(f"\nllama-server /metrics: {sm['polls']} polls, hit rate {sm['prefix_cache_hit_rate']:.3f}")
+    assert sm["engine"] == "llama.cpp" and sm["url"] == llama1 + "/metrics" and sm["failures"] == 0
+    ours = res["total_output_tokens"]
+    assert sm["tokens_check"] == {"server_generation_tokens": ours, "our_output_tokens": ours,
+                                  "difference": 0}  # fmt: skip
+    # llama.cpp counts cached prompt tokens apart: both together are every prompt token
+    assert sm["prefix_cache_hits"] == res["cached_input_tokens"] > 0
+    assert sm["prefix_cache_queries"] == res["total_input_tokens"]
+    assert sm["running"]["max"] == 1 and sm["series"]["gauges"]["llamacpp:n_busy_slots_per_decode"]
+    assert "llamacpp:n_tokens_max" in sm["series"]["counters"]  # a counter without _total: its own name

@@ -139,7 +139,8 @@ def test_window_fields_are_the_points_latency_fields() -> None:
     fields = {f.name for f in dataclasses.fields(Point)}
     window = {name for m in shown_in(View.WINDOW) for _p, name in m.window}
     fixed = {"time_s", "users", "in_flight", "requests_per_s", "failures_per_s", "output_tokens_per_s"}
-    assert fields == window | fixed | {"completed", "failed", "level", "target_rate_per_s", "warmup"}
+    server = {"server_running", "server_waiting", "server_kv_cache_usage"}  # --server-metrics
+    assert fields == window | fixed | server | {"completed", "failed", "level", "target_rate_per_s", "warmup"}
 
 
 # -- every view shows what the catalog says, and nothing else --------------------------------
