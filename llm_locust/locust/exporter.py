@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from llm_locust.locust.startup import exit_at_start
 from llm_locust.reports import prometheus
 
 if TYPE_CHECKING:
@@ -133,8 +133,7 @@ def serve_port(environment: Any, state: LLMState, port: int) -> None:
     import gevent.pywsgi
 
     if not 0 < port < 65536:
-        sys.stderr.write(f"llm-locust: error: --llm-prometheus-port {port} is not a TCP port (1-65535)\n")
-        sys.exit(1)
+        exit_at_start(f"--llm-prometheus-port {port} is not a TCP port (1-65535)", environment.parsed_options)
     exporter = exporter_of(state)
     options = environment.parsed_options
     host = getattr(options, "web_host", "") or ""
@@ -143,11 +142,11 @@ def serve_port(environment: Any, state: LLMState, port: int) -> None:
     try:
         server.start()
     except OSError as exc:
-        sys.stderr.write(
-            f"llm-locust: error: --llm-prometheus-port {port}: cannot listen on {host or '*'}:{port}: "
-            f"{os.strerror(exc.errno) if exc.errno else exc}\n"
+        exit_at_start(
+            f"--llm-prometheus-port {port}: cannot listen on {host or '*'}:{port}: "
+            f"{os.strerror(exc.errno) if exc.errno else exc}",
+            options,
         )
-        sys.exit(1)
     exporter.server = server
     logger.info("Prometheus metrics on http://%s:%s/metrics", host or "0.0.0.0", port)
     environment.events.quit.add_listener(lambda **kw: server.stop(timeout=1))

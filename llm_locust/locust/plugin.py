@@ -11,7 +11,6 @@ import functools
 import gc
 import logging
 import os
-import sys
 import time
 from typing import Any
 
@@ -39,6 +38,7 @@ from llm_locust.locust.exporter import install as install_exporter
 from llm_locust.locust.keys import KeyBinding, resolve_for_test
 from llm_locust.locust.options import RunConfig, add_arguments, config_from_options
 from llm_locust.locust.otel import install as install_otel
+from llm_locust.locust.startup import exit_at_start
 from llm_locust.locust.state import LLMState, state_of
 from llm_locust.metrics.slo import EXIT_SLO_MISSED
 from llm_locust.reports import slo as slo_report
@@ -116,8 +116,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     try:
         _host_of_user_classes(environment)
     except ConfigError as exc:
-        sys.stderr.write(f"llm-locust: error: {exc}\n")
-        sys.exit(1)
+        if not isinstance(runner, WorkerRunner):  # a worker gets its host from the master
+            exit_at_start(str(exc), options)
     if options is not None:
         state.key_binding = KeyBinding.at_startup(options.api_key, environment.host)
         if getattr(options, "llm_master_bound_locally", False) and isinstance(runner, MasterRunner):
@@ -131,8 +131,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         try:
             config_from_options(options, environment.host, state.key_binding)
         except ConfigError as exc:
-            sys.stderr.write(f"llm-locust: error: {exc}\n")
-            sys.exit(1)
+            exit_at_start(str(exc), options)
 
     if options is not None and not isinstance(runner, MasterRunner):
         state.preload_tokenizer(options.tokenizer or "cl100k_base")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,17 @@ def test_bad_option_is_one_line_and_exit_1(tmp_path: Path, args: list[str], expe
     assert run.returncode == 1
     assert expected in one_line_error(run.output)
     assert run.results is None
+
+
+def test_a_bad_option_with_processes_stops_the_forked_workers_too(tmp_path: Path) -> None:
+    """Locust's own exit leaves the forked workers waiting 60 s for their gone master (and the run's
+    output open): the one-line error ends every process of the run."""
+    started = time.monotonic()
+    run = run_locust(tmp_path, "http://127.0.0.1:9", "-u", "1", "-t", "1s", "--model", "m",
+                     "--processes", "2", "--extra-body", "{not json", timeout_s=30)  # fmt: skip
+    assert run.returncode == 1
+    assert "--extra-body is not valid JSON" in one_line_error(run.output)
+    assert time.monotonic() - started < 15
 
 
 def test_bad_host_scheme(tmp_path: Path) -> None:

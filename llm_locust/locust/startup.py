@@ -1,0 +1,35 @@
+"""Ending a run that cannot start: a bad option found before any test."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any, NoReturn
+
+#: How long the forked workers of --processes get to stop on SIGTERM before they are killed
+WORKERS_STOP_S = 3.0
+
+
+def exit_at_start(message: str, options: Any) -> NoReturn:
+    """One line on stderr, then exit code 1. The forked workers of ``--processes`` are stopped first:
+    Locust's own exit handler takes a worker that has not exited yet for one that has and leaves it
+    running, and it waits 60 s for its gone master (holding the terminal's, or a CI step's, output
+    open meanwhile)."""
+    sys.stderr.write(f"llm-locust: error: {message}\n")
+    sys.stderr.flush()
+    if getattr(options, "processes", None) and not getattr(options, "worker", False):
+        stop_forked_workers()
+    sys.exit(1)
+
+
+def stop_forked_workers() -> None:
+    import psutil  # Locust's own dependency
+
+    children = psutil.Process().children()
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _gone, alive = psutil.wait_procs(children, timeout=WORKERS_STOP_S)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
