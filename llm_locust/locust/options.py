@@ -18,6 +18,7 @@ from llm_locust.errors import ConfigError
 from llm_locust.flavors import API_CHOICES, AUTO
 from llm_locust.locust.keys import KeyBinding, key_of
 from llm_locust.locust.load_options import LoadConfig, add_load_arguments, load_from_options
+from llm_locust.locust.paths import tagged
 from llm_locust.locust.servermetrics import check_option, public_url
 from llm_locust.locust.workload_options import WorkloadConfig, add_workload_arguments, workload_from_options
 from llm_locust.metrics.slo import Objective, parse_goodput, parse_objectives
@@ -328,7 +329,7 @@ def config_from_options(options: Any, host: str | None, binding: KeyBinding | No
         if not prompt.strip():
             raise ConfigError(f"--prompt-file {options.prompt_file!r} is empty")
     for opt_name in ("llm_json", "llm_csv", "llm_html", "llm_requests"):
-        path = getattr(options, opt_name, "")
+        path = tagged(getattr(options, opt_name, "") or "", options)
         directory = os.path.dirname(os.path.abspath(path)) if path else ""
         if path and not os.path.isdir(directory):
             flag = "--" + opt_name.replace("_", "-")

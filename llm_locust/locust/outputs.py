@@ -11,30 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_locust.locust.options import RunConfig
+from llm_locust.locust.paths import tagged
 from llm_locust.reports import summary as report
 
 logger = logging.getLogger("llm_locust")
-
-#: tag -> the option of Locust's it stands for
-TAGS = {"{u}": "num_users", "{r}": "spawn_rate", "{t}": "run_time"}
 
 
 @dataclass(frozen=True, slots=True)
 class ReportFile:
     kind: str  # "json", "csv" or "html"
     path: str
-
-
-def tagged(path: str, options: Any) -> str:
-    """``path`` with Locust's tags replaced as Locust replaces them in ``--html`` (an integral value
-    without its ".0"; a tag whose option is unset is left as it is)."""
-    for tag, name in TAGS.items():
-        value = getattr(options, name, None)
-        if value is not None and tag in path:
-            number = float(value)
-            path = path.replace(tag, str(int(number)) if number.is_integer() else str(value))
-    return path
-
 
 def report_files(config: RunConfig, options: Any) -> list[ReportFile]:
     """The files this run writes at its end."""

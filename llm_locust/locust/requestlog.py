@@ -26,6 +26,7 @@ from gevent.lock import Semaphore
 from locust.runners import MasterRunner, WorkerRunner
 
 from llm_locust.errors import ConfigError
+from llm_locust.locust.paths import tagged
 from llm_locust.metrics.aggregate import clock_offset_s
 from llm_locust.metrics.lines import RUN_KEY, to_line
 from llm_locust.metrics.records import RequestRecord
@@ -140,10 +141,11 @@ def start(state: Any) -> None:
 
         state.request_log = RequestLog(runner.client_id, None, send)
         return
+    path = tagged(config.llm_requests, state.environment.parsed_options)
     try:
-        file = open(config.llm_requests, "wb")  # noqa: SIM115 (open for the whole run, closed at quit)
+        file = open(path, "wb")  # noqa: SIM115 (open for the whole run, closed at quit)
     except OSError as exc:
-        raise ConfigError(f"--llm-requests {config.llm_requests!r}: {exc.strerror or exc}") from None
+        raise ConfigError(f"--llm-requests {path!r}: {exc.strerror or exc}") from None
     state.request_log = RequestLog("local", file, None)
 
 

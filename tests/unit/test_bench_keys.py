@@ -9,7 +9,8 @@ from fakes import make_record
 from llm_locust.load import arrivals
 from llm_locust.locust.bench_keys import bench_keys
 from llm_locust.locust.load_options import LoadConfig
-from llm_locust.locust.outputs import report_files, tagged
+from llm_locust.locust.outputs import report_files
+from llm_locust.locust.paths import tagged
 from llm_locust.metrics.peaks import Peaks
 
 RES = {"completed": 90, "failed": 7, "cancelled": 3, "request_goodput": None}
