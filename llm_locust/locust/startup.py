@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from typing import Any, NoReturn
 
 #: How long the forked workers of --processes get to stop on SIGTERM before they are killed
@@ -23,13 +24,29 @@ def exit_at_start(message: str, options: Any) -> NoReturn:
 
 
 def stop_forked_workers() -> None:
+    """SIGTERM this process's children, and SIGKILL those still running after
+    :data:`WORKERS_STOP_S`. They are not reaped here: Locust's exit handler waits for them (and
+    takes their exit codes), and a child reaped before would be an error there."""
     import psutil  # Locust's own dependency
 
     children = psutil.Process().children()
     for child in children:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.terminate()
-    _gone, alive = psutil.wait_procs(children, timeout=WORKERS_STOP_S)
-    for child in alive:
+    deadline = time.monotonic() + WORKERS_STOP_S
+    running = children
+    while running and time.monotonic() < deadline:
+        time.sleep(0.05)
+        running = [c for c in running if _running(c)]
+    for child in running:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()
+
+
+def _running(child: Any) -> bool:
+    import psutil
+
+    try:
+        return bool(child.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
