@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import gevent
 
+import llm_locust
 from llm_locust.metrics.records import RequestRecord
 
 if TYPE_CHECKING:
@@ -68,6 +69,9 @@ def attributes_of(config: RunConfig) -> dict[str, Any]:
     return attrs
 
 
+#: requests queued for the SDK at most; beyond, a request's measurements are dropped (and counted)
+MAX_PENDING = 10_000
+
 class GenAIMetrics:
     """The four instruments on one meter, and how a finished request is recorded on them."""
 
@@ -98,6 +102,7 @@ class GenAIMetrics:
         self._output: dict[str, Any] = {}
         self._errors: dict[str, dict[str, Any]] = {}
         self._pending: deque[RequestRecord] = deque()
+        self.dropped = 0  # requests left out because MAX_PENDING were queued
         self._drainer: gevent.Greenlet | None = None
 
     def _attributes(self) -> dict[str, Any]:
@@ -113,6 +118,17 @@ class GenAIMetrics:
     def record(self, rec: RequestRecord) -> None:
         """One finished request (not a cancelled one), after its stream ended: queued here, recorded
         by a greenlet of its own in slices (see :meth:`_drain`), so the request path only appends."""
+        if len(self._pending) >= MAX_PENDING:
+            # the SDK falls behind the requests: its measurements are dropped (and said), not queued
+            # without end; ours (the summary, the JSON, Prometheus) are unaffected
+            self.dropped += 1
+            if self.dropped == 1:
+                logger.warning(
+                    "--otel: the OpenTelemetry SDK falls behind (%d requests queued): requests are left out"
+                    " of the GenAI metrics from now on until it catches up; the count is in the log at quit",
+                    MAX_PENDING,
+                )
+            return
         self._pending.append(rec)
         if self._drainer is None:
             self._drainer = gevent.spawn(self._drain)
@@ -131,6 +147,9 @@ class GenAIMetrics:
         """Record everything still queued, now (at quit, before the exporters' last push)."""
         while self._pending:
             self._record_now(self._pending.popleft(), pause=None)
+        if self.dropped:
+            logger.warning("--otel: %d requests were left out of the GenAI metrics (the SDK fell behind)",
+                           self.dropped)  # fmt: skip
 
     def _record_now(self, rec: RequestRecord, pause: Callable[[], Any] | None) -> None:
         attrs = self._attributes()
@@ -164,9 +183,7 @@ def install(environment: Any, state: LLMState) -> None:
     except ImportError:
         logger.error("--otel: the OpenTelemetry packages are not installed; %s", EXTRA_HINT)
         return
-    from llm_locust.locust.plugin import installed_version
-
-    meter = metrics.get_meter("llm_locust", installed_version("llm-locust"))
+    meter = metrics.get_meter("llm_locust", llm_locust.__version__)
     genai = state.genai = GenAIMetrics(meter, state)
     environment.events.quitting.add_listener(lambda **kw: genai.flush())
 

@@ -98,6 +98,17 @@ def test_what_is_queued_at_quit_is_recorded() -> None:
     assert got["gen_ai.client.operation.duration"][1][0][1] == 2
 
 
+def test_a_queue_the_sdk_cannot_keep_up_with_is_bounded_and_said(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(otel, "MAX_PENDING", 3)
+    with caplog.at_level(logging.WARNING, logger="llm_locust"):
+        got = recorded([make_record()] * 5, config(), at_quit=True)
+    assert got["gen_ai.client.operation.duration"][1][0][1] == 3  # 2 of 5 left out, not queued
+    said = [r.getMessage() for r in caplog.records if "--otel" in r.getMessage()]
+    assert len(said) == 2 and "2 requests were left out" in said[1]
+
+
 def test_attributes_follow_the_api_and_the_host() -> None:
     assert (
         otel.attributes_of(config("openai-completions", "https://api.example.com/v1"))["server.port"] == 443
