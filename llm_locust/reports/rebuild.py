@@ -24,8 +24,8 @@ class RequestsFileError(Exception):
 
 
 def is_requests_file(path: str) -> bool:
-    """Whether ``path`` holds request lines (its first line is a whole JSON object, not a results
-    object) rather than a results file (one JSON object over many lines, as --llm-json writes it)."""
+    """Whether ``path`` holds request lines (its first line is a request line or the run line)
+    rather than a results file (one JSON object over many lines, as --llm-json writes it)."""
     try:
         with open(path, "rb") as f:
             first = f.readline(_TAIL_BYTES)
@@ -35,7 +35,8 @@ def is_requests_file(path: str) -> bool:
         obj = orjson.loads(first)
     except orjson.JSONDecodeError:
         return path.endswith(".jsonl")
-    return isinstance(obj, dict) and not ("completed" in obj and "metadata" in obj)
+    # a request line carries its format's version ("v"); the run line only RUN_KEY
+    return isinstance(obj, dict) and ("v" in obj or RUN_KEY in obj)
 
 
 def run_line(path: str) -> dict[str, Any] | None:
