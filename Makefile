@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml setup.py $(wildcard llm_locust/_native/*.c llm_locust/_
 demo: $(STAMP)
 	$(VENV)/bin/llm-locust demo
 
-## make test: every test (about 14 minutes on 2 cores once llama-server is built)
+## make test: every test (about 10 minutes on 2 cores once llama-server is built): the in-process and
+## llama-server layers one test at a time, then the e2e and browser layers two at a time (pytest-xdist:
+## their tests mostly wait on child processes); both always run, and either failing fails the target
 test: $(STAMP)
-	$(PY) -m pytest -q
+	@$(PY) -m pytest -q tests/unit tests/engine; first=$$?; \
+	$(PY) -m pytest -q -n 2 tests/e2e tests/browser; second=$$?; \
+	test $$first -eq 0 -a $$second -eq 0
 
 ## make test-latest: the suite against the newest releases of locust, geventhttpclient and hdrhistogram,
 ## installed in $(LATEST_VENV) above pyproject.toml's upper bounds (we use their private internals), so that
