@@ -260,18 +260,15 @@ def install(environment: Any, state: LLMState, results: Callable[[], dict[str, A
     @bp.route("/stats/csv")
     @auth
     def stats_csv() -> Response:
-        resp = Response(table_csv(state), mimetype="text/csv")
-        resp.headers["Content-Disposition"] = f"attachment;filename=llm_stats_{int(time.time())}.csv"
-        return resp
+        return _download(table_csv(state), "text/csv", "llm_stats", "csv")
 
     @bp.route("/results.json")
     @auth
     def results_json() -> Response:
         if state.config is None:
             return Response("no test has started yet: start one, then download its results", status=404)
-        resp = Response(orjson.dumps(results(), option=orjson.OPT_INDENT_2), mimetype="application/json")
-        resp.headers["Content-Disposition"] = f"attachment;filename=llm_results_{int(time.time())}.json"
-        return resp
+        body = orjson.dumps(results(), option=orjson.OPT_INDENT_2)
+        return _download(body, "application/json", "llm_results", "json")
 
     @bp.route("/report.html")
     @auth
@@ -280,9 +277,7 @@ def install(environment: Any, state: LLMState, results: Callable[[], dict[str, A
             return Response("no test has started yet: start one, then download its report", status=404)
         from llm_locust.reports import html as html_report
 
-        resp = Response(html_report.render(results()), mimetype="text/html")
-        resp.headers["Content-Disposition"] = f"attachment;filename=llm_report_{int(time.time())}.html"
-        return resp
+        return _download(html_report.render(results()), "text/html", "llm_report", "html")
 
     app.register_blueprint(bp)
 
@@ -307,6 +302,13 @@ def install(environment: Any, state: LLMState, results: Callable[[], dict[str, A
             if at >= 0:
                 response.set_data(page[:at] + CHARTS_LINK + page[at:])
         return response
+
+
+def _download(body: str | bytes, mimetype: str, name: str, suffix: str) -> Response:
+    """A file of the "Download Data" tab, named with the time it was made."""
+    resp = Response(body, mimetype=mimetype)
+    resp.headers["Content-Disposition"] = f"attachment;filename={name}_{int(time.time())}.{suffix}"
+    return resp
 
 
 def _error(message: str) -> Response:
