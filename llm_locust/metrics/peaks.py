@@ -11,7 +11,9 @@ second (exact for one process; it can exceed the true peak by what differs withi
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import Counter
+from itertools import accumulate
 from typing import Any
 
 from llm_locust.metrics.records import RequestRecord
@@ -32,15 +34,31 @@ class Peaks:
         self._in_flight_by_source: dict[str, dict[int, int]] = {"": {}}
 
     def record(self, rec: RequestRecord, sent_wall_s: float) -> None:
-        """A successful request's token arrivals (``sent_wall_s``: its send in Unix time)."""
+        """A successful request's token arrivals (``sent_wall_s``: its send in Unix time): per second
+        crossed, not per token (the arrival offsets are summed and bisected in C)."""
         if rec.ttft_ms is None:
             return
-        t_s = sent_wall_s + rec.ttft_ms / 1000.0
+        first_s = sent_wall_s + rec.ttft_ms / 1000.0
+        second = int(first_s)
+        gaps = rec.itl_ms
+        if not gaps:
+            self.tokens_by_s[second] += 1
+            return
+        # ms from the first token to each token, the first included
+        offsets_ms = list(accumulate(gaps, initial=0.0))
+        last = int(first_s + offsets_ms[-1] / 1000.0)
         tokens = self.tokens_by_s
-        tokens[int(t_s)] += 1
-        for gap_ms in rec.itl_ms:
-            t_s += gap_ms / 1000.0
-            tokens[int(t_s)] += 1
+        if last == second:
+            tokens[second] += len(offsets_ms)
+            return
+        done = 0
+        while second < last:
+            upto = bisect_left(offsets_ms, (second + 1 - first_s) * 1000.0, done)
+            if upto > done:
+                tokens[second] += upto - done
+                done = upto
+            second += 1
+        tokens[last] += len(offsets_ms) - done
 
     def note_in_flight(self, n: int, now_wall_s: float | None = None) -> None:
         """This process has ``n`` requests in flight now."""

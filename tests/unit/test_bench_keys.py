@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from types import SimpleNamespace
 
 from fakes import make_record
@@ -98,3 +100,23 @@ def test_report_paths_take_locusts_tags_and_csv_prefix_adds_the_llm_file() -> No
     config = SimpleNamespace(llm_json="a_{u}.json", llm_csv=None, llm_html="h.html")
     files = [(f.kind, f.path) for f in report_files(config, options)]  # type: ignore[arg-type]
     assert files == [("json", "a_32.json"), ("html", "h.html"), ("csv", "out/run_llm.csv")]
+
+
+def test_tokens_per_second_equal_counting_token_by_token() -> None:
+    """Peaks.record counts per second crossed (bisecting the arrival offsets), not per token: the
+    same counts as adding each gap and counting each token in its second."""
+    rng = random.Random(7)
+    for _ in range(500):
+        choices = [0.0, rng.random() * 40, rng.random() * 900, 1000.0]
+        gaps = tuple(rng.choice(choices) for _ in range(rng.randint(0, 200)))
+        rec = make_record(ttft_ms=rng.random() * 2000, gaps_ms=gaps, tokens=len(gaps) + 1)
+        sent_s = 1000 + rng.random() * 3
+        by_token: Counter[int] = Counter()
+        t_s = sent_s + rec.ttft_ms / 1000  # type: ignore[operator]
+        by_token[int(t_s)] += 1
+        for gap_ms in rec.itl_ms:
+            t_s += gap_ms / 1000
+            by_token[int(t_s)] += 1
+        peaks = Peaks()
+        peaks.record(rec, sent_s)
+        assert dict(peaks.tokens_by_s) == dict(by_token)
