@@ -19,9 +19,10 @@ from llm_locust.flavors import API_CHOICES, AUTO
 from llm_locust.locust.keys import KeyBinding, key_of
 from llm_locust.locust.load_options import LoadConfig, add_load_arguments, load_from_options
 from llm_locust.locust.paths import tagged
-from llm_locust.locust.servermetrics import check_option, public_url
+from llm_locust.locust.servermetrics import check_option
 from llm_locust.locust.workload_options import WorkloadConfig, add_workload_arguments, workload_from_options
 from llm_locust.metrics.slo import Objective, parse_goodput, parse_objectives
+from llm_locust.wire.urls import public_url
 
 DEFAULT_FAIL_BACKOFF_S = 0.1
 #: The longest --fail-backoff wait, as a multiple of it (consecutive failures double the wait).

@@ -143,7 +143,6 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     ev = environment.events
     ev.test_start.add_listener(lambda environment, **kw: _on_test_start(state))
     ev.reset_stats.add_listener(lambda **kw: state.reset())
-    ev.reset_stats.add_listener(lambda **kw: state.server_metrics and state.server_metrics.reset())
     ev.spawning_complete.add_listener(lambda user_count, **kw: _on_spawned(state, user_count))
 
     distributed.listen(environment, state)

@@ -37,6 +37,7 @@ from llm_locust.metrics.server import (
     pieces,
     recognise,
 )
+from llm_locust.wire.urls import public_url
 
 logger = logging.getLogger("llm_locust")
 
@@ -63,16 +64,6 @@ def metrics_url(option: str, host: str) -> str | None:
         return option
     parts = urlsplit(host)
     return urlunsplit((parts.scheme, parts.netloc, "/metrics", "", ""))
-
-
-def public_url(url: str) -> str:
-    """``url`` without user info, query or fragment (where credentials hide)."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rsplit("@", 1)[-1]
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    except ValueError:
-        return "<unparsable URL>"
 
 
 class Poller:

@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import gevent
 from gevent.event import AsyncResult, Event
@@ -24,7 +23,7 @@ from llm_locust.metrics.aggregate import Aggregate, wall_time
 from llm_locust.metrics.peaks import Peaks
 from llm_locust.metrics.records import CANCELLED, RequestRecord
 from llm_locust.metrics.timeseries import TimeSeries
-from llm_locust.wire.urls import join_path
+from llm_locust.wire.urls import join_path, public_url
 from llm_locust.workload.tokenizer import Tokenizer, count_off_loop, load_off_loop
 
 if TYPE_CHECKING:
@@ -194,6 +193,8 @@ class LLMState:
         self.timeseries.reset()
         self.peaks.reset()
         self.health.reset()
+        if self.server_metrics is not None:
+            self.server_metrics.reset()  # its window starts over at the next poll
 
     def set_level(self, label: Any) -> None:
         """Tag the requests sent from now on with this ladder level."""
@@ -291,18 +292,6 @@ class LLMState:
         )
         if ok:
             _log_metric_rows(env.stats, rec)
-
-
-def public_url(host: str, path: str) -> str:
-    """``host`` (scheme, host, port) and ``path``, without user:password, query or fragment: the
-    URL that Locust's request event carries to exporters, which must never see a credential."""
-    parts = urlsplit(host)
-    netloc = parts.hostname or ""
-    if ":" in netloc:
-        netloc = f"[{netloc}]"
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    return f"{parts.scheme}://{netloc}{path}"
 
 
 def _log_metric_rows(stats: Any, rec: RequestRecord) -> None:

@@ -16,10 +16,11 @@ from locust.env import Environment
 
 from llm_locust.locust import plugin
 from llm_locust.locust.options import config_from_options
-from llm_locust.locust.state import public_url, state_of
+from llm_locust.locust.state import state_of
 from llm_locust.locust.user import LLMUser
 from llm_locust.mock.engine import Engine, Timing
 from llm_locust.mock.server import MockServer
+from llm_locust.wire.urls import public_url
 
 
 class _SeenServer(MockServer):

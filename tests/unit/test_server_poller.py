@@ -15,10 +15,11 @@ from gevent.server import StreamServer
 from geventhttpclient import HTTPClient
 
 from llm_locust.locust import servermetrics
-from llm_locust.locust.servermetrics import Poller, check_option, metrics_url, public_url
+from llm_locust.locust.servermetrics import Poller, check_option, metrics_url
 from llm_locust.mock.engine import Engine, Timing
 from llm_locust.mock.server import MockServer
 from llm_locust.mock.workers import merge
+from llm_locust.wire.urls import public_url
 
 
 @pytest.fixture(autouse=True)
@@ -188,3 +189,26 @@ def test_the_window_starts_at_the_first_poll_after_the_warmup() -> None:
         res = poller.results({"total_output_tokens": 21})
         assert res is not None and res["generation_tokens"] == 21 and res["tokens_check"]["difference"] == 0
         assert 2 <= res["window"]["polls"] < res["polls"]
+
+
+def test_a_stats_reset_starts_the_window_over() -> None:
+    """LLMState.reset (Locust's reset_stats event and --reset-stats at the end of spawning alike)
+    restarts the server's window with ours: its first poll after the reset is the window's start."""
+    from types import SimpleNamespace
+
+    from llm_locust.locust.state import LLMState
+
+    for url, _server in serve("vllm"):
+        chat(url, 2, 5)
+        poller = Poller("auto", url + "/v1")
+        poller.start()
+        until(lambda p=poller: p.window.polls >= 2)
+        state = LLMState(SimpleNamespace(runner=None, parsed_options=None, events=None))
+        state.server_metrics = poller
+        state.reset()
+        assert poller.window.polls == 0
+        until(lambda p=poller: p.window.polls >= 1)  # the window's first poll, then the requests
+        chat(url, 3, 10)
+        poller.stop()
+        res = poller.results({"total_output_tokens": 30})
+        assert res is not None and res["tokens_check"]["difference"] == 0  # the 2 before, left out
